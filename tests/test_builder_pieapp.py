@@ -1,3 +1,4 @@
+import json
 from itertools import combinations
 from pathlib import Path
 
@@ -86,8 +87,8 @@ def check_iqa(ds, refs):
         assert r0 == r1 and r0 in refs
         distorted.append(decoded[1 - rec["label"]])
         labels.add(rec["label"])
-    # each kept pair gives the reference against A and against B
-    assert sorted(distorted) == sorted((r, k) for r in refs for pair in KEPT for k in pair)
+    # the reference against each distorted image of the kept pairs, each comparison once
+    assert sorted(distorted) == sorted({(r, k) for r in refs for pair in KEPT for k in pair})
     assert labels == {0, 1} and len(set(ds["uid"])) == len(ds)
 
 
@@ -97,7 +98,7 @@ def test_pieapp_test_sets_keep_confident_pairs_without_the_reference(tmp_path):
     afc, afc_manifest = load(tmp_path / "d", "img2afc_pieapp")
     iqa, iqa_manifest = load(tmp_path / "d", "iqa_pieapp")
     assert len(afc) == 2 * len(KEPT) and afc_manifest["shortfall"] == 3314 - len(afc)
-    assert len(iqa) == 2 * len(afc) and iqa_manifest["shortfall"] == 5000 - len(iqa)
+    assert iqa_manifest["shortfall"] == 5000 - len(iqa)
     check_img2afc(afc, REFS["test"])
     check_iqa(iqa, REFS["test"])
     for manifest in (afc_manifest, iqa_manifest):
@@ -115,3 +116,22 @@ def test_pieapp_train_uses_training_references_and_processed_preference(tmp_path
     assert manifest["default_num_samples"] == 50500
     check_img2afc(afc, REFS["train"])
     check_iqa(iqa, REFS["train"])
+
+
+def test_pieapp_iqa_draws_each_comparison_once_and_records_the_shortfall(tmp_path):
+    raw = make_raw(tmp_path)
+    compared = sorted({k for pair in KEPT for k in pair})  # the distorted images of the kept pairs
+    runs = {}
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        assert prepare("--dataset", "pieapp", "--raw-dir", raw, "--data-dir", tmp_path / name, "--seed", seed) == 0
+        runs[name] = load(tmp_path / name, "iqa_pieapp")
+    iqa, manifest = runs["a"]
+    assert len(iqa) == len(REFS["test"]) * len(compared) and manifest["shortfall"] == 5000 - len(iqa)
+    assert manifest["builder_version"] == "2"
+    for rec in iqa:
+        ref, k = decode(rec["images"][1 - rec["label"]])
+        assert rec["uid"] == f"pieapp/ref_{ref:03d}/{dist_name(ref, k)[:-4]}"
+        assert json.loads(rec["meta"]) == {"reference": f"ref_{ref:03d}.png", "distorted": dist_name(ref, k)}
+    (b, manifest_b), (c, _) = runs["b"], runs["c"]
+    assert manifest_b == manifest and [(r["uid"], r["label"]) for r in b] == [(r["uid"], r["label"]) for r in iqa]
+    assert c["uid"] != iqa["uid"] and sorted(c["uid"]) == sorted(iqa["uid"])

@@ -12,10 +12,12 @@ Sampling (from the labelled pairs): pairs whose preference for A is > 0.6 or < 0
 neither alternative is the reference itself.
 - img2afc_pieapp: one sample per pair, (reference, A, B) in the release's order; label 0 when the
   preference for A is > 0.5, else 1. Pairs are taken in a seeded order keyed by the pair.
-- iqa_pieapp: two samples per pair, the reference against A and the reference against B, in a
-  seeded random order; label = the position of the reference (the undistorted image is the better
-  one). A distorted image appears in many pairs, so the same comparison can recur (as in the
-  authors' code, which is how Table 1 reaches 5000 test samples).
+- iqa_pieapp: one sample per distinct (reference, distorted image) comparison among those pairs'
+  alternatives (A and B), in a seeded order keyed by the comparison; label = the position of the
+  reference (the undistorted image is the better one). The authors' code takes the reference
+  against A and against B of every pair, so a distorted image that appears in many pairs recurs
+  (that is how their Table 1 reaches 5000 test samples); here each comparison is drawn once and the
+  manifest records the shortfall.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class PIEAPP(Builder):
         "test": {"img2afc_pieapp": 3314, "iqa_pieapp": 5000},
         "train": {"img2afc_pieapp": 50500, "iqa_pieapp": 50500},
     }
+    version = "2"  # 2: iqa_pieapp draws each comparison once
 
     def candidates(self, ctx: BuildContext, eval_set: str):
         pairs = _pairs(ctx)
@@ -83,10 +86,12 @@ def _img2afc(ctx: BuildContext, pairs: list[_Pair]):
 
 
 def _iqa(ctx: BuildContext, pairs: list[_Pair]):
-    sides = [(pair, side) for pair in pairs for side in ("A", "B")]
-    for pair, side in ctx.sampler.order(sides, key=lambda s: f"{s[0].uid}/{s[1]}"):
-        uid = f"{pair.uid}/{side}"
-        distorted = pair.a if side == "A" else pair.b
+    comparisons = {}  # uid -> (a pair holding the distorted image, that image): each comparison once
+    for pair in pairs:
+        for distorted in (pair.a, pair.b):
+            comparisons.setdefault(f"pieapp/{pair.reference}/{_stem(distorted)}", (pair, distorted))
+    for uid in ctx.sampler.order(comparisons):
+        pair, distorted = comparisons[uid]
         images, label = ctx.sampler.orient(_ref_image(ctx, pair), _distorted(ctx, pair, distorted), uid)
         yield sample(
             uid=uid,
@@ -94,7 +99,7 @@ def _iqa(ctx: BuildContext, pairs: list[_Pair]):
             dataset="pieapp",
             images=images,
             label=label,
-            meta={**_meta(pair), "distorted": distorted},
+            meta={"reference": pair.ref_image, "distorted": distorted},
         )
 
 
