@@ -1,0 +1,20 @@
+"""The wheel ships the product's own namespaces (and their task files), nothing generic."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_holds_only_the_product_namespaces_with_their_task_files(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=300)  # fmt: skip
+    (wheel,) = tmp_path.glob("unisim_bench-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top_level == {"unisim_tasks", "unisim_models"}
+    assert "unisim_tasks/tasks/_default_template_yaml" in names
+    assert "unisim_tasks/tasks/unisim_img2afc_nights.yaml" in names
+    assert any(n.startswith("unisim_tasks/tasks/templates/") and n.endswith(".jinja") for n in names)

@@ -1,1 +1,0 @@
-"""Trainers for the UniSim models."""
