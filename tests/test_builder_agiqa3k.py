@@ -1,6 +1,9 @@
 import csv
 import json
+from itertools import combinations
 from pathlib import Path
+
+import pytest
 
 from tests.rawfix import color_of, load, pixel, prepare, write_image
 
@@ -72,3 +75,21 @@ def test_agiqa_iqa_keeps_all_images_and_labels_the_higher_quality(tmp_path):
     assert len(ds) == 4 * 10 - 1  # all pairs within each prompt, minus prompt 1's quality tie
     check(ds, manifest, task="iqa", score=0, min_quality=0.0)
     assert any(min(SCORES[p][m][0] for p, m in map(decode, rec["images"])) < 1.0 for rec in ds)
+
+
+@pytest.mark.parametrize(
+    "eval_set, column, score, min_quality",
+    [("it2afc_agiqa3k", "mos_align", 1, 1.0), ("iqa_agiqa3k", "mos_quality", 0, 0.0)],
+)
+def test_agiqa_lists_the_skipped_ties_in_the_manifest(tmp_path, eval_set, column, score, min_quality):
+    assert prepare("--dataset", "agiqa3k", "--raw-dir", make_raw(tmp_path), "--data-dir", tmp_path / "d") == 0
+    ds, manifest = load(tmp_path / "d", eval_set)
+    ties = [
+        (f"agiqa3k/{image_name(p, m0)}-{image_name(p, m1)}", f"equal {column} ({s0[score]}): no answer")
+        for p, scores in SCORES.items()
+        for (m0, s0), (m1, s1) in combinations(enumerate(scores), 2)
+        if min(s0[0], s1[0]) >= min_quality and s0[score] == s1[score]
+    ]
+    assert len(ties) == 1  # the fixture's one tie of each score
+    assert [(s["item"], s["reason"]) for s in manifest["skipped"]] == ties and manifest["skipped_count"] == 1
+    assert not {uid for uid, _ in ties} & set(ds["uid"])

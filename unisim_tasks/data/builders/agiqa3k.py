@@ -12,9 +12,9 @@ Both evaluation sets pair two images of the same prompt (as the authors' loader 
   ``min_mos_quality``, which their code applies to the alignment MOS instead); label = the higher
   ``mos_align``; the prompt is the reference text.
 - ``iqa_agiqa3k``: all images; label = the higher ``mos_quality``.
-Pairs of equal MOS give no sample. Every other pair of a prompt is a candidate, drawn as the
-authors' loader draws them (one pair per prompt per pass over the prompts) but without repeats and
-from the seed (``Sampler.interleave``).
+Pairs of equal MOS give no sample (they are listed as skipped in the manifest). Every other pair
+of a prompt is a candidate, drawn as the authors' loader draws them (one pair per prompt per pass
+over the prompts) but without repeats and from the seed (``Sampler.interleave``).
 """
 
 from __future__ import annotations
@@ -48,12 +48,16 @@ class AGIQA3K(Builder):
         for row in _rows(ctx):
             if task == "iqa" or row["mos_quality"] >= MIN_QUALITY:
                 by_prompt[row["prompt"]].append(row)
-        pairs = {
-            prompt: [(a, b) for n, a in enumerate(rows) for b in rows[n + 1 :] if a[score] != b[score]]
-            for prompt, rows in by_prompt.items()
-        }
+        pairs = defaultdict(list)
+        for prompt, rows in by_prompt.items():
+            for n, a in enumerate(rows):
+                for b in rows[n + 1 :]:
+                    if a[score] == b[score]:
+                        ctx.report.skip(_uid(a, b), f"equal {score} ({a[score]}): no answer")
+                    else:
+                        pairs[prompt].append((a, b))
         for a, b in ctx.sampler.interleave(pairs, key=lambda p: f"{p[0]['name']}-{p[1]['name']}"):
-            uid = f"agiqa3k/{a['name']}-{b['name']}"
+            uid = _uid(a, b)
             better, worse = (a, b) if a[score] > b[score] else (b, a)
             images, label = ctx.sampler.orient(
                 ImageRef(f"images/{better['name']}"), ImageRef(f"images/{worse['name']}"), uid
@@ -73,6 +77,10 @@ class AGIQA3K(Builder):
                     "mos_align": [r["mos_align"] for r in order],
                 },
             )
+
+
+def _uid(a: dict, b: dict) -> str:
+    return f"agiqa3k/{a['name']}-{b['name']}"
 
 
 def _rows(ctx: BuildContext) -> list[dict]:
