@@ -1,4 +1,5 @@
 import json
+from itertools import combinations
 from pathlib import Path
 
 import pytest
@@ -105,7 +106,7 @@ def test_hpdv2_test_labels_pick_the_better_rank_and_skip_corrupt_images(tmp_path
     assert manifest["malformed_count"] == 1 and manifest["malformed"][0]["file"] == "test.json"
     skipped = manifest["skipped"]
     assert {s["item"] for s in skipped if "known corrupt" in s["reason"]} == {f"test/{KNOWN_CORRUPT}"}
-    assert sum(OTHER_CORRUPT in s["item"] for s in skipped) == 2 and manifest["skipped_count"] == 3
+    assert sum(OTHER_CORRUPT in s["item"] for s in skipped) == 2 and manifest["skipped_count"] == 3 + 1  # + the tie
     assert f"test/{KNOWN_CORRUPT}" not in manifest["raw_files"]
     labels = set()
     for rec in ds:
@@ -203,7 +204,8 @@ def test_hpdv2_nafc_labels_pick_the_best_of_n_distinct_ranks(tmp_path):
     skipped = manifest["skipped"]
     assert {s["item"] for s in skipped if "distinct ranks" in s["reason"]} == {f"a cat number {p}" for p in (6, 7, 8)}
     assert {s["item"] for s in skipped if "known corrupt" in s["reason"]} == {f"test/{KNOWN_CORRUPT}"}
-    assert sum(eval_name(*NAFC_UNREADABLE) in s["item"] for s in skipped) == 10 and manifest["skipped_count"] == 14
+    assert sum(eval_name(*NAFC_UNREADABLE) in s["item"] for s in skipped) == 10
+    assert manifest["skipped_count"] == 14 + 15 - 4  # + prompt 14's sets with a tied rank
     labels = set()
     for rec in ds:
         assert rec["task"] == "it2afc" and rec["dataset"] == "hpdv2" and len(rec["images"]) == 4
@@ -266,3 +268,20 @@ def test_num_alternatives_bad_values_and_datasets_are_clear_errors(tmp_path, cap
             prepare("--dataset", dataset, "--split", split, "--raw-dir", raw, "--data-dir", tmp_path / "d",
                     "--num-alternatives", 3)  # fmt: skip
     assert not (tmp_path / "d" / "it2afc_hpdv2_nafc").exists()
+
+
+@pytest.mark.parametrize("n, eval_set", [(2, "it2afc_hpdv2"), (4, "it2afc_hpdv2_nafc")])
+def test_hpdv2_lists_the_skipped_ties_in_the_manifest(tmp_path, n, eval_set):
+    raw = make_nafc_raw(tmp_path, corrupt=False)  # prompts 0-6, 13 and 14
+    assert prepare("--dataset", "hpdv2", "--raw-dir", raw, "--data-dir", tmp_path / "d") == 0
+    ds, manifest = load(tmp_path / "d", eval_set)
+    ties = sorted(
+        ("hpdv2/test/" + "-".join(eval_name(p, k) for k in ks), f"tied ranks {[ranks[k] for k in ks]}: no answer")
+        for p, ranks in NAFC_ALL_RANKS.items()
+        if p not in (7, 8) and len(set(ranks)) >= n  # entries with fewer distinct ranks are skipped whole
+        for ks in combinations(range(len(ranks)), n)
+        if len({ranks[k] for k in ks}) < n
+    )
+    assert len(ties) == {2: 3, 4: 11}[n]
+    skipped = [(s["item"], s["reason"]) for s in manifest["skipped"] if "distinct ranks" not in s["reason"]]
+    assert sorted(skipped) == ties and not {uid for uid, _ in ties} & set(ds["uid"])

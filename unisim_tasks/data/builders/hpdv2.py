@@ -7,13 +7,15 @@ of ``{prompt, image_path (the HF card calls it file_path): [a, b], human_prefere
 [1, 0]}`` with the images in ``hpdv2/train/``.
 
 Test, ``it2afc_hpdv2``: every pair of images of an entry with two distinct ranks is a candidate
-(label = the lower rank). Candidates are drawn the way the authors' loader draws them, one pair per
-prompt per pass over the prompts, but without repeats and from the seed: each prompt's pairs are
-put in seeded order, and round r takes the r-th pair of every prompt, prompts in seeded order.
+(label = the lower rank; pairs of equal rank are skipped, listed in the manifest). Candidates are
+drawn the way the authors' loader draws them, one pair per prompt per pass over the prompts, but
+without repeats and from the seed: each prompt's pairs are put in seeded order, and round r takes
+the r-th pair of every prompt, prompts in seeded order.
 Test, ``it2afc_hpdv2_nafc`` (the paper's Fig. 4, N-alternative IT-AFC; not in the authors' code):
 the same draw over every N images of an entry with N distinct ranks (N = the ``num_alternatives``
 parameter, default 4), the N images in seeded order, label = the best-ranked one. Entries with
-fewer than N distinct ranks among their usable images are skipped (listed in the manifest).
+fewer than N distinct ranks among their usable images, and sets with a tied rank, are skipped
+(listed in the manifest).
 Train: each annotated pair is one sample (the official split, so no image is shared with the
 test set), in seeded order; label = the preferred image.
 Both splits: the four images known to be corrupt in the release are excluded (listed as skipped
@@ -63,11 +65,11 @@ class HPDv2(Builder):
     def _ranked_pairs(self, ctx: BuildContext, entries: list):
         for prompt, (a, b), ranks in _ranked_draw(ctx, entries, 2):
             better, worse = sorted((a, b), key=ranks.get)
-            yield self._sample(ctx, f"hpdv2/test/{a}-{b}", prompt, better, worse, "ranks", ranks)
+            yield self._sample(ctx, _test_uid((a, b)), prompt, better, worse, "ranks", ranks)
 
     def _ranked_sets(self, ctx: BuildContext, entries: list, n: int):
         for prompt, images, ranks in _ranked_draw(ctx, entries, n):
-            uid = "hpdv2/test/" + "-".join(images)
+            uid = _test_uid(images)
             order = ctx.sampler.order(images, key=lambda p: f"{uid}/{p}")
             yield sample(
                 uid=uid,
@@ -125,11 +127,16 @@ def _ranked_draw(ctx: BuildContext, entries: list, n: int):
         if len(set(ranks.values())) < n:
             ctx.report.skip(entry["prompt"], f"fewer than {n} distinct ranks among its usable images")
             continue
-        usable = [p for p in images if p in ranks]
-        by_prompt[entry["prompt"]] += [
-            (entry["prompt"], c, ranks) for c in combinations(usable, n) if len({ranks[p] for p in c}) == n
-        ]
+        for c in combinations([p for p in images if p in ranks], n):
+            if len({ranks[p] for p in c}) == n:
+                by_prompt[entry["prompt"]].append((entry["prompt"], c, ranks))
+            else:
+                ctx.report.skip(_test_uid(c), f"tied ranks {[ranks[p] for p in c]}: no answer")
     return ctx.sampler.interleave(by_prompt, key=lambda c: "-".join(c[1]))
+
+
+def _test_uid(images) -> str:
+    return "hpdv2/test/" + "-".join(images)
 
 
 def _entry_images(ctx: BuildContext, file: str, i: int, entry, labels: str) -> list[str] | None:
