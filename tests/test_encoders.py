@@ -453,3 +453,28 @@ def test_offline_errors_in_a_fresh_process(tmp_path):
     assert len(lines) == 2
     assert "unisim-test/does-not-exist" in lines[0] and str(tmp_path / "home" / "hub") in lines[0]
     assert "laion2b_s34b_b79k" in lines[1] and str(tmp_path / "home" / "hub") in lines[1]
+
+
+@pytest.mark.parametrize(
+    "name, content, what",
+    [
+        ("list.pt", [1, 2, 3], "a torch checkpoint holding a list, not a state dict"),
+        ("nested.pt", {"state_dict": {"w": 1}}, "holding a dict whose 'state_dict' is a dict whose 'w' is an int"),
+        ("empty.pt", {}, "a torch checkpoint holding an empty dict, not a state dict"),
+        ("stop.pt", b".", "not a torch checkpoint (unreadable: IndexError: pop from empty list)"),
+        ("random.pt", bytes(range(256)) * 4, "not a torch checkpoint (unreadable: "),
+        ("random.safetensors", bytes(range(256)) * 4, "not a safetensors file (unreadable: "),
+    ],
+)
+def test_lora_file_that_is_not_a_state_dict_says_what_it_is(tmp_models, tmp_path, name, content, what):
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
+    with pytest.raises(LoraCheckpointError) as info:
+        load_encoder(hf_model=str(tmp_models["hf_clip"]), lora=str(path))
+    message = str(info.value)
+    assert message.startswith(f"LoRA checkpoint {path} ") and what in message and "\n" not in message
+    for expected in ("{'state_dict': {name: tensor, ...}, ...}", "a plain state dict", "a peft adapter folder"):
+        assert expected in message

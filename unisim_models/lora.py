@@ -57,8 +57,16 @@ _ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 _SHOW = 5  # how many offending keys an error lists
 
 
+_EXPECTED = (
+    "Expected a UniSim checkpoint: the authors' training checkpoint {'state_dict': {name: tensor, ...}, ...}, "
+    "a plain state dict {name: tensor, ...} (torch .pt/.bin or .safetensors), or a peft adapter folder "
+    "(adapter_config.json + adapter_model.safetensors or .bin)."
+)
+
+
 class LoraCheckpointError(ValueError):
-    """The checkpoint does not fit the base model (missing, unexpected or mis-shaped keys)."""
+    """The checkpoint is unreadable, is not a state dict, or does not fit the base model (missing,
+    unexpected or mis-shaped keys)."""
 
 
 def unisim_lora_config(**overrides):
@@ -85,31 +93,52 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"LoRA checkpoint not found: {path}")
-    if path.suffix in _SAFETENSORS_SUFFIXES:
-        from safetensors.torch import load_file
+    kind = "safetensors file" if path.suffix in _SAFETENSORS_SUFFIXES else "torch checkpoint"
+    try:
+        if path.suffix in _SAFETENSORS_SUFFIXES:
+            from safetensors.torch import load_file
 
-        obj = load_file(str(path), device="cpu")
-    else:
-        try:
+            obj = load_file(str(path), device="cpu")
+        else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # pickle with arbitrary objects, or not a torch file at all
-            raise ValueError(
-                f"Could not read {path} as a torch checkpoint with weights_only=True ({type(e).__name__}: {e}). "
-                "Re-save it as a plain state dict (torch.save(state_dict, ...) or safetensors)."
-            ) from e
+    except Exception as e:  # not such a file at all, or a pickle of objects weights_only refuses
+        raise LoraCheckpointError(
+            f"LoRA checkpoint {path} is not a {kind} (unreadable: {_gist(e)}). {_EXPECTED}"
+        ) from e
+    content, holder = obj, ""
     for key in _WRAPPER_KEYS:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict) and obj[key]:
-            obj = obj[key]
+            content, holder = obj[key], f"a dict whose {key!r} is "
             break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(
-            f"{path} is not a state dict (a mapping of names to tensors, optionally under 'state_dict'); "
-            f"found {type(obj).__name__}"
+    if not isinstance(content, dict) or not content or not all(isinstance(v, torch.Tensor) for v in content.values()):
+        raise LoraCheckpointError(
+            f"LoRA checkpoint {path} is a {kind} holding {holder}{_describe(content)}, not a state dict. {_EXPECTED}"
         )
     state = {}
-    for key, value in obj.items():
+    for key, value in content.items():
         state.setdefault(_strip_prefixes(key), value)
     return state
+
+
+def _gist(error: Exception) -> str:
+    """A load error in one line: torch's weights_only message is a page, its cause follows "WeightsUnpickler error:"."""
+    cause = str(error).split("WeightsUnpickler error:")[-1].strip().split("\n")[0].split(". Please use")[0]
+    return f"{type(error).__name__}: {cause}" if cause else type(error).__name__
+
+
+def _describe(obj) -> str:
+    """What a loaded object that should map names to tensors is: "a list", "a dict whose 'epoch' is an int"."""
+
+    def a(value) -> str:
+        name = type(value).__name__
+        return f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name}"
+
+    if not isinstance(obj, dict):
+        return a(obj)
+    if not obj:
+        return "an empty dict"
+    key = next(k for k, v in obj.items() if not isinstance(v, torch.Tensor))
+    return f"a dict whose {key!r} is {a(obj[key])}"
 
 
 # -- the authors' module layout -----------------------------------------------------------------
@@ -219,7 +248,7 @@ def apply_unisim_lora(clip_model, path: str | os.PathLike, merge: bool = True):
     ``clip_model`` must be an HF ``CLIPModel`` holding the base weights, in float32. Returns it,
     with the adapter merged into ``clip_model.vision_model`` when ``merge``.
     Raises ``FileNotFoundError`` for a missing path and ``LoraCheckpointError`` (a ``ValueError``)
-    when the keys or shapes do not fit.
+    when the file is unreadable or not a state dict, or its keys or shapes do not fit.
     """
     path = Path(path)
     if not path.exists():
