@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import datasets
+import pytest
 from PIL import Image
 
 from unisim_tasks.cli import main as cli_main
@@ -49,10 +53,41 @@ def prepare(*args: str) -> int:
     return cli_main(["prepare", *map(str, args)])
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """Run the installed ``unisim-bench`` console script in a subprocess."""
+def run_cli(*args: str, permissions_hold: bool = False) -> subprocess.CompletedProcess:
+    """Run the installed ``unisim-bench`` console script in a subprocess (with ``permissions_hold``,
+    one for which a folder without write permission is read-only, also when the tests run as root)."""
     exe = Path(sys.executable).with_name("unisim-bench")
-    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True)
+    prefix = permissions_held() if permissions_hold else []
+    return subprocess.run([*prefix, str(exe), *map(str, args)], capture_output=True, text=True)
+
+
+def run_python(code: str, permissions_hold: bool = False) -> subprocess.CompletedProcess:
+    """Run Python code in a subprocess, like ``run_cli``."""
+    prefix = permissions_held() if permissions_hold else []
+    return subprocess.run([*prefix, sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def permissions_held() -> list[str]:
+    """A command prefix under which file permissions are enforced: as root, ``setpriv`` drops the
+    capabilities that override them (chmod alone does not stop root from writing)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: no way to make a folder read-only")
+    return ["setpriv", "--bounding-set=-dac_override,-fowner", "--"]
+
+
+@contextlib.contextmanager
+def read_only(folder: Path):
+    """``folder`` and everything in it without write permission, restored afterwards."""
+    paths = [folder, *folder.rglob("*")]
+    for p in paths:
+        p.chmod(p.stat().st_mode & ~0o222)
+    try:
+        yield folder
+    finally:
+        for p in paths:
+            p.chmod(p.stat().st_mode | 0o200)
 
 
 def load(data_dir: Path, eval_set: str, split: str = "test", mini: bool = False):

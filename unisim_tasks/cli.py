@@ -8,7 +8,16 @@ from pathlib import Path
 
 from .data.builder import SPLITS, all_builders, get_builder
 from .data.raw import RawLayoutError, locate, safe_extract
-from .data.store import AlreadyPreparedError, build_eval_set, data_root, prepared
+from .data.store import (
+    AlreadyPreparedError,
+    DataDirNotWritableError,
+    build_eval_set,
+    data_root,
+    make_dirs,
+    prepared,
+    remove_empty,
+    writing_to,
+)
 
 HF_RAW_REPO = "saraghznfri/unisim_data"
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
@@ -48,10 +57,21 @@ def _raw_root(builder, raw_dir: Path | None, root: Path, download: bool) -> Path
     if raw_dir is None:
         raise SystemExit(f"--raw-dir is required for {builder.name} (or --download)")
     if _is_archive(raw_dir):
-        raw_dir = safe_extract(raw_dir, root / "raw" / _archive_stem(raw_dir))
+        raw_dir = _extract(raw_dir, root)
     if not raw_dir.is_dir():
         raise RawLayoutError(f"{builder.name}: raw folder {raw_dir} does not exist\nExpected layout:\n{builder.layout}")
     return locate(raw_dir, builder.raw_folder)
+
+
+def _extract(archive: Path, root: Path) -> Path:
+    created = []
+    try:
+        with writing_to(root):
+            created = make_dirs(root / "raw")
+            return safe_extract(archive, root / "raw" / _archive_stem(archive))
+    except BaseException:
+        remove_empty(created)
+        raise
 
 
 def _takes(builder, split: str) -> set[str]:
@@ -66,19 +86,21 @@ def _check_params(builder, split: str, given: dict, builders: dict) -> None:
         raise SystemExit(f"{builder.name} ({split}) takes no {PARAM_OPTIONS[key]}; it is for: {', '.join(takers)}")
 
 
-def _at_least_two(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if n < 2:
-        raise argparse.ArgumentTypeError(f"must be at least 2, not {n}")
-    return n
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if n < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, not {n}")
+        return n
+
+    return parse
 
 
 def cmd_prepare(args) -> int:
     root = data_root(args.data_dir)
-    root.mkdir(parents=True, exist_ok=True)
     builders = all_builders()
     given = {k: getattr(args, k) for k in PARAM_OPTIONS if getattr(args, k) is not None}
     if args.dataset == "all":
@@ -110,7 +132,7 @@ def cmd_prepare(args) -> int:
                 note = f", {manifest['skipped_count']} skipped" if manifest["skipped_count"] else ""
                 note += f", {manifest['malformed_count']} malformed rows" if manifest["malformed_count"] else ""
                 print(f"{eval_set}/{args.split}: {status}, {manifest['num_samples']} samples{note}")
-        except (RawLayoutError, AlreadyPreparedError, ValueError) as e:
+        except (RawLayoutError, AlreadyPreparedError, DataDirNotWritableError, ValueError) as e:
             if len(names) == 1:
                 print(f"error: {e}", file=sys.stderr)
                 return 1
@@ -143,11 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw-dir", type=Path, help="the raw release (folder or tarball) in its publisher's layout")
     p.add_argument("--data-dir", type=Path, help="data root (default $UNISIM_DATA_DIR or ~/.cache/unisim_bench)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-samples", type=int, help="samples per evaluation set (default: the paper's count)")
+    p.add_argument(
+        "--num-samples", type=_int_at_least(1), help="samples per evaluation set (default: the paper's count)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a set prepared from different inputs")
     p.add_argument(
         "--num-alternatives",
-        type=_at_least_two,
+        type=_int_at_least(2),
         metavar="N",
         help="images per sample of the N-alternative sets (hpdv2: it2afc_hpdv2_nafc; default 4)",
     )

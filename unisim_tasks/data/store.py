@@ -8,11 +8,13 @@ place only once complete, so an interrupted build never looks prepared.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,42 @@ class NotPreparedError(FileNotFoundError):
 
 class AlreadyPreparedError(FileExistsError):
     pass
+
+
+class DataDirNotWritableError(PermissionError):
+    """The data root refuses a write; the message names it and how to choose another."""
+
+
+@contextmanager
+def writing_to(root: Path):
+    """Turn a write refused inside ``root`` (permissions, read-only file system) into one clear error."""
+    try:
+        yield
+    except OSError as e:
+        refused = e.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+        if not refused or e.filename is None or not Path(e.filename).is_relative_to(root):
+            raise
+        raise DataDirNotWritableError(
+            f"cannot write to the data directory {root} ({e.strerror}); "
+            f"choose a writable one with --data-dir or UNISIM_DATA_DIR"
+        ) from None
+
+
+def make_dirs(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; returns those created, deepest first."""
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    if created:
+        folder.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove folders ``make_dirs`` created, deepest first, as far as they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def data_root(data_dir: str | os.PathLike | None = None) -> Path:
@@ -164,36 +202,60 @@ def build_eval_set(
 ) -> tuple[str, dict]:
     """Build one evaluation set; returns ``("built" | "unchanged", manifest)``.
 
-    Concurrent builds of the same set (several ranks of one lmms-eval run) wait for each other, so
-    the later ones find it prepared.
+    A set prepared from the same inputs is found without a lock or any write, so prepared data
+    works from a read-only data dir. Concurrent builds of the same set (several ranks of one
+    lmms-eval run) wait for each other, so the later ones find it prepared. A failed build removes
+    its lock file and the folders it created.
     """
-    locks = root / ".locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    lock_name = f"{MINI + '-' if builder.raw_folder is None else ''}{eval_set}-{split}.lock"
-    with FileLock(str(locks / lock_name)):
-        return _build_eval_set(builder, eval_set, split, raw_root, root, seed, num_samples, params, overwrite)
-
-
-def _build_eval_set(builder, eval_set, split, raw_root, root, seed, num_samples, params, overwrite):
-    default = builder.outputs[split][eval_set]
-    count = default if num_samples is None else num_samples
+    count = builder.outputs[split][eval_set] if num_samples is None else num_samples
     if count <= 0:
-        raise ValueError("--num-samples must be positive")
+        raise ValueError("num_samples must be positive")
     # the set's own parameters: its defaults, overridden by those given (recorded in the manifest)
     params = {k: (params or {}).get(k, default) for k, default in builder.params_accepted.get(eval_set, {}).items()}
     identity = _identity(builder, eval_set, split, seed, {"num_samples": count, **params})
     mini = builder.raw_folder is None
     dest = eval_set_dir(root, eval_set, split, mini=mini)
-    existing = read_manifest(dest)
-    if existing is not None:
-        if _same_inputs(existing, identity, raw_root):
-            return "unchanged", existing
-        if not overwrite:
-            raise AlreadyPreparedError(
-                f"{dest} was prepared from different inputs (seed, parameters, builder version or raw "
-                f"files differ); pass --overwrite to replace it"
-            )
+    manifest = _prepared_as(dest, identity, raw_root, overwrite)
+    if manifest is not None:
+        return "unchanged", manifest
 
+    lock_file = root / ".locks" / f"{MINI + '-' if mini else ''}{eval_set}-{split}.lock"
+    lock = FileLock(str(lock_file))
+    created: list[Path] = []
+    try:
+        with writing_to(root):
+            created = make_dirs(lock_file.parent)
+            lock.acquire()
+        manifest = _prepared_as(dest, identity, raw_root, overwrite)  # a concurrent build may have written it
+        if manifest is not None:
+            return "unchanged", manifest
+        return "built", _build(builder, eval_set, split, seed, count, params, identity, raw_root, dest)
+    except BaseException:
+        if lock.is_locked:
+            lock_file.unlink(missing_ok=True)  # while held: a waiting build then takes a new file
+        remove_empty(created)
+        raise
+    finally:
+        if lock.is_locked:
+            lock.release()
+
+
+def _prepared_as(dest: Path, identity: dict, raw_root: Path | None, overwrite: bool) -> dict | None:
+    """The manifest of ``dest`` if it was prepared from these inputs; None if it is to be (re)built."""
+    existing = read_manifest(dest)
+    if existing is None:
+        return None
+    if _same_inputs(existing, identity, raw_root):
+        return existing
+    if not overwrite:
+        raise AlreadyPreparedError(
+            f"{dest} was prepared from different inputs (seed, parameters, builder version or raw "
+            f"files differ); pass --overwrite to replace it"
+        )
+    return None
+
+
+def _build(builder, eval_set, split, seed, count, params, identity, raw_root, dest) -> dict:
     raw = RawDir(raw_root, builder.name, builder.layout) if raw_root is not None else None
     ctx = BuildContext(
         raw=raw,
@@ -206,8 +268,9 @@ def _build_eval_set(builder, eval_set, split, raw_root, root, seed, num_samples,
     )
     partial = dest.with_name(dest.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    created = make_dirs(dest.parent)
     try:
+        partial.mkdir()
         streams = builder.parts(ctx, eval_set)
         counts = {}
         for part, records in streams.items():
@@ -222,7 +285,7 @@ def _build_eval_set(builder, eval_set, split, raw_root, root, seed, num_samples,
         manifest = {
             **identity,
             "dataset": builder.name,
-            "default_num_samples": default,
+            "default_num_samples": builder.outputs[split][eval_set],
             "num_samples": kept,
             "part_counts": counts,
             "shortfall": max(0, count - kept),
@@ -238,10 +301,9 @@ def _build_eval_set(builder, eval_set, split, raw_root, root, seed, num_samples,
         partial.rename(dest)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
-        if not any(dest.parent.iterdir()):
-            dest.parent.rmdir()
+        remove_empty(created)
         raise
-    return "built", manifest
+    return manifest
 
 
 def prepare_command(builder: Builder, split: str) -> str:
