@@ -1,8 +1,11 @@
 import json
+import tarfile
 from itertools import combinations
 from pathlib import Path
 
-from tests.rawfix import color_of, load, pixel, prepare, write_image
+import pytest
+
+from tests.rawfix import color_of, load, pixel, prepare, run_cli, write_image
 
 REFS = {"test": (161, 162), "train": (1, 2)}
 DISTORTIONS = ("jpeg2000Compression_1", "softFocus_1", "poissonNoise_1", "superResPeleg_2")  # k = 1..4
@@ -42,8 +45,8 @@ def label_rows(split: str, ref: int) -> list[str]:
     return rows
 
 
-def make_raw(tmp_path: Path) -> Path:
-    root = tmp_path / "raw" / "pie-app"
+def make_raw(tmp_path: Path, folder: str = "pie-app") -> Path:
+    root = tmp_path / "raw" / folder
     (root / "labels").mkdir(parents=True)
     for split, refs in REFS.items():
         (root / f"{split}_reference_list.txt").write_text("".join(f"ref_{r:03d}.png\n" for r in refs))
@@ -135,3 +138,21 @@ def test_pieapp_iqa_draws_each_comparison_once_and_records_the_shortfall(tmp_pat
     (b, manifest_b), (c, _) = runs["b"], runs["c"]
     assert manifest_b == manifest and [(r["uid"], r["label"]) for r in b] == [(r["uid"], r["label"]) for r in iqa]
     assert c["uid"] != iqa["uid"] and sorted(c["uid"]) == sorted(iqa["uid"])
+
+
+@pytest.mark.parametrize("given", ["root", "tarball"])
+def test_pieapp_folder_may_be_named_pie_app_as_the_authors_loaders_read_it(tmp_path, given):
+    reference = make_raw(tmp_path / "reference")
+    assert prepare("--dataset", "pieapp", "--raw-dir", reference, "--data-dir", tmp_path / "reference" / "d") == 0
+    raw = make_raw(tmp_path, folder="pie_app")
+    if given == "tarball":
+        with tarfile.open(tmp_path / "pie-app.tar", "w") as tar:
+            tar.add(raw / "pie_app", arcname="pie_app")
+        raw = tmp_path / "pie-app.tar"
+    done = run_cli("prepare", "--dataset", "all" if given == "all" else "pieapp", "--raw-dir", raw,
+                   "--data-dir", tmp_path / "d")
+    assert done.returncode == 0, done.stderr
+    assert "img2afc_pieapp/test: built" in done.stdout and "iqa_pieapp/test: built" in done.stdout
+    for eval_set in ("img2afc_pieapp", "iqa_pieapp"):
+        (ds, manifest), (same, same_manifest) = (load(d, eval_set) for d in (tmp_path / "d", tmp_path / "reference" / "d"))
+        assert ds["uid"] == same["uid"] and manifest == same_manifest  # the same sets as from pie-app/

@@ -60,7 +60,7 @@ def _raw_root(builder, raw_dir: Path | None, root: Path, download: bool) -> Path
         raw_dir = _extract(raw_dir, root)
     if not raw_dir.is_dir():
         raise RawLayoutError(f"{builder.name}: raw folder {raw_dir} does not exist\nExpected layout:\n{builder.layout}")
-    return locate(raw_dir, builder.raw_folder)
+    return locate(raw_dir, builder.raw_folders)
 
 
 def _extract(archive: Path, root: Path) -> Path:

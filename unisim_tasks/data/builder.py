@@ -45,12 +45,18 @@ class BuildContext:
 class Builder:
     name: str = ""  # the --dataset name
     raw_folder: str | None = None  # folder inside --raw-dir; None for generated data
+    raw_folder_alternatives: tuple[str, ...] = ()  # other names that folder goes by (e.g. in the authors' loaders)
     layout: str = ""  # expected raw layout, shown when something is missing
     version: str = "1"
     outputs: dict[str, dict[str, int]] = {}  # split -> {eval set: default sample count}
     # eval set -> {parameter: default}: the `prepare` options it takes (e.g. num_alternatives); the
     # values used are recorded in its manifest, so a re-run with other values needs --overwrite
     params_accepted: dict[str, dict[str, Any]] = {}
+
+    @property
+    def raw_folders(self) -> tuple[str, ...]:
+        """The names the raw folder is looked for under, ``raw_folder`` first."""
+        return (self.raw_folder, *self.raw_folder_alternatives)
 
     def candidates(self, ctx: BuildContext, eval_set: str) -> Iterable[dict]:
         """Canonical records (``schema.sample``) of ``eval_set`` in the order they are to be kept."""

@@ -134,12 +134,9 @@ def check_image(data: bytes) -> None:
         raise CorruptImageError(f"cannot decode image: {reason}") from e
 
 
-def locate(raw_dir: Path, folder: str) -> Path:
-    """``raw_dir/folder`` if it exists, else ``raw_dir`` itself (when it *is* that folder)."""
-    nested = raw_dir / folder
-    if nested.is_dir():
-        return nested
-    return raw_dir
+def locate(raw_dir: Path, folders: tuple[str, ...]) -> Path:
+    """The first ``raw_dir/<folder>`` that exists, else ``raw_dir`` itself (when it *is* that folder)."""
+    return next((raw_dir / f for f in folders if (raw_dir / f).is_dir()), raw_dir)
 
 
 def _is_within(base: Path, target: Path) -> bool:

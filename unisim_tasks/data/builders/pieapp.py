@@ -49,9 +49,10 @@ class _Pair:
 class PIEAPP(Builder):
     name = "pieapp"
     raw_folder = "pie-app"
+    raw_folder_alternatives = ("pie_app",)  # the name the authors' loaders read
     archive = "pie-app.tar"
     layout = (
-        "pie-app/\n"
+        "pie-app/  (or pie_app/)\n"
         "  test_reference_list.txt, train_reference_list.txt   reference file names, one a line\n"
         "  reference_images/<split>/ref_XXX.png\n"
         "  distorted_images/<split>/ref_XXX/distort_XXX_*.png\n"
