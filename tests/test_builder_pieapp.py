@@ -140,10 +140,10 @@ def test_pieapp_iqa_draws_each_comparison_once_and_records_the_shortfall(tmp_pat
     assert c["uid"] != iqa["uid"] and sorted(c["uid"]) == sorted(iqa["uid"])
 
 
-@pytest.mark.parametrize("given", ["root", "tarball"])
+@pytest.mark.parametrize("given", ["root", "tarball", "all"])
 def test_pieapp_folder_may_be_named_pie_app_as_the_authors_loaders_read_it(tmp_path, given):
-    reference = make_raw(tmp_path / "reference")
-    assert prepare("--dataset", "pieapp", "--raw-dir", reference, "--data-dir", tmp_path / "reference" / "d") == 0
+    reference = tmp_path / "reference"
+    assert prepare("--dataset", "pieapp", "--raw-dir", make_raw(reference), "--data-dir", reference / "d") == 0
     raw = make_raw(tmp_path, folder="pie_app")
     if given == "tarball":
         with tarfile.open(tmp_path / "pie-app.tar", "w") as tar:
@@ -154,5 +154,5 @@ def test_pieapp_folder_may_be_named_pie_app_as_the_authors_loaders_read_it(tmp_p
     assert done.returncode == 0, done.stderr
     assert "img2afc_pieapp/test: built" in done.stdout and "iqa_pieapp/test: built" in done.stdout
     for eval_set in ("img2afc_pieapp", "iqa_pieapp"):
-        (ds, manifest), (same, same_manifest) = (load(d, eval_set) for d in (tmp_path / "d", tmp_path / "reference" / "d"))
+        (ds, manifest), (same, same_manifest) = (load(d, eval_set) for d in (tmp_path / "d", reference / "d"))
         assert ds["uid"] == same["uid"] and manifest == same_manifest  # the same sets as from pie-app/

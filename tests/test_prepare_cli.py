@@ -9,6 +9,7 @@ import pytest
 
 from tests.rawfix import load, prepare, run_cli, write_corrupt
 from tests.test_builder_kadid10k import make_raw
+from tests.test_builder_nights import make_raw as make_nights
 from unisim_tasks.data import store
 from unisim_tasks.data.builder import get_builder
 from unisim_tasks.data.schema import SAMPLE_FEATURES
@@ -139,12 +140,27 @@ def test_unsafe_tarball_is_refused(tmp_path, capsys, name, linkname):
     assert not (tmp_path / "d").exists()  # nothing extracted, no folder left behind
 
 
-def test_all_builds_what_is_there_and_reports_what_is_missing(tmp_path, capsys):
+def test_all_builds_what_is_there_and_lists_what_is_not_in_one_line(tmp_path):
     raw = make_raw(tmp_path)
-    assert prepare("--dataset", "all", "--raw-dir", raw, "--data-dir", tmp_path / "d") == 1
-    captured = capsys.readouterr()
-    assert "iqa_kadid10k/test: built" in captured.out
-    assert "error: nights:" in captured.err
+    make_nights(tmp_path)  # raw/ holds kadid10k/ and nights/
+    done = run_cli("prepare", "--dataset", "all", "--raw-dir", raw, "--data-dir", tmp_path / "d")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    lines = done.stdout.splitlines()
+    assert sorted(line.split(":")[0] for line in lines[:2]) == ["img2afc_nights/test", "iqa_kadid10k/test"]
+    assert all(": built" in line for line in lines[:2])
+    assert len(lines) == 3 and lines[2].startswith(f"not in {raw}, so not prepared: agiqa3k (agiqa-3k/), ")
+    assert "pieapp (pie-app/ or pie_app/)" in lines[2] and "nights" not in lines[2] and "kadid10k" not in lines[2]
+
+    # a dataset that is there but fails: its one error, the others still built, exit 1
+    (raw / "kadid10k" / "dmos.csv").unlink()
+    done = run_cli("prepare", "--dataset", "all", "--raw-dir", raw, "--data-dir", tmp_path / "e")
+    assert done.returncode == 1 and "img2afc_nights/test: built" in done.stdout
+    assert done.stderr.startswith(f"error: kadid10k: missing file {raw / 'kadid10k' / 'dmos.csv'}")
+    assert done.stderr.count("error:") == 1
+
+    done = run_cli("prepare", "--dataset", "all", "--raw-dir", tmp_path / "d", "--data-dir", tmp_path / "f")
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith(f"error: no dataset's raw folder in {tmp_path / 'd'}; expected one or more of: ")
 
 
 def test_bad_arguments_are_clear(tmp_path, capsys):

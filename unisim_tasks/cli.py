@@ -33,7 +33,7 @@ def _archive_stem(path: Path) -> str:
 
 
 def _download(builder, root: Path) -> Path:
-    archive = getattr(builder, "archive", None)
+    archive = builder.archive
     if archive is None:
         raise SystemExit(
             f"{builder.name} is not in {HF_RAW_REPO}; get it from its publisher and pass --raw-dir "
@@ -99,47 +99,81 @@ def _int_at_least(low: int):
     return parse
 
 
+_BUILD_ERRORS = (RawLayoutError, AlreadyPreparedError, ValueError)  # one dataset's failure; others still build
+
+
 def cmd_prepare(args) -> int:
     root = data_root(args.data_dir)
     builders = all_builders()
     given = {k: getattr(args, k) for k in PARAM_OPTIONS if getattr(args, k) is not None}
     if args.dataset == "all":
-        names = [n for n, b in builders.items() if args.split in b.outputs and b.raw_folder is not None]
+        return _prepare_all(args, root, given)
+    builder = get_builder(args.dataset)
+    _check_params(builder, args.split, given, builders)
+    if args.split not in builder.outputs:
+        splits = ", ".join(builder.outputs)
+        raise SystemExit(f"{builder.name} has no {args.split} split in UniSim-Bench; it has: {splits}")
+    try:
+        _prepare(builder, _raw_root(builder, args.raw_dir, root, args.download), root, args, given)
+    except _BUILD_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _prepare_all(args, root: Path, given: dict) -> int:
+    """Every dataset whose raw folder is under --raw-dir (or, with --download, that can be
+    downloaded); the others are listed in one line. Fails if none is there or one fails to build."""
+    builders = [b for b in all_builders().values() if b.raw_folder is not None and args.split in b.outputs]
+    raw_dir = args.raw_dir
+    if args.download:
+        present = [b for b in builders if b.archive]
+        where = f"in the HF dataset {HF_RAW_REPO}"
     else:
-        names = [get_builder(args.dataset).name]
-        _check_params(builders[names[0]], args.split, given, builders)
-    failures = []
-    for name in names:
-        builder = builders[name]
-        if args.split not in builder.outputs:
-            raise SystemExit(
-                f"{name} has no {args.split} split in UniSim-Bench; it has: {', '.join(builder.outputs)}"
-            )
-        try:
-            raw_root = _raw_root(builder, args.raw_dir, root, args.download)
-            for eval_set in builder.outputs[args.split]:
-                status, manifest = build_eval_set(
-                    builder,
-                    eval_set,
-                    args.split,
-                    raw_root=raw_root,
-                    root=root,
-                    seed=args.seed,
-                    num_samples=args.num_samples,
-                    params=given,
-                    overwrite=args.overwrite,
-                )
-                note = f", {manifest['skipped_count']} skipped" if manifest["skipped_count"] else ""
-                note += f", {manifest['malformed_count']} malformed rows" if manifest["malformed_count"] else ""
-                print(f"{eval_set}/{args.split}: {status}, {manifest['num_samples']} samples{note}")
-        except (RawLayoutError, AlreadyPreparedError, DataDirNotWritableError, ValueError) as e:
-            if len(names) == 1:
+        if raw_dir is None:
+            raise SystemExit("--raw-dir is required for --dataset all (or --download)")
+        if _is_archive(raw_dir):
+            try:
+                raw_dir = _extract(raw_dir, root)
+            except ValueError as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 1
-            failures.append((name, e))
-    for name, e in failures:
-        print(f"error: {name}: {e}", file=sys.stderr)
-    return 1 if failures else 0
+        present = [b for b in builders if any((raw_dir / f).is_dir() for f in b.raw_folders)]
+        where = f"in {args.raw_dir}"
+    absent = [b for b in builders if b not in present]
+    if not present:
+        folders = ", ".join(dict.fromkeys(f"{f}/" for b in builders for f in b.raw_folders))
+        print(f"error: no dataset's raw folder {where}; expected one or more of: {folders}", file=sys.stderr)
+        return 1
+    failed = 0
+    for builder in present:
+        try:
+            _prepare(builder, _raw_root(builder, raw_dir, root, args.download), root, args, given)
+        except _BUILD_ERRORS as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+    if absent:
+        listed = ", ".join(f"{b.name} ({' or '.join(f + '/' for f in b.raw_folders)})" for b in absent)
+        print(f"not {where}, so not prepared: {listed}")
+    return 1 if failed else 0
+
+
+def _prepare(builder, raw_root: Path | None, root: Path, args, given: dict) -> None:
+    for eval_set in builder.outputs[args.split]:
+        status, manifest = build_eval_set(
+            builder,
+            eval_set,
+            args.split,
+            raw_root=raw_root,
+            root=root,
+            seed=args.seed,
+            num_samples=args.num_samples,
+            params=given,
+            overwrite=args.overwrite,
+        )
+        note = f", {manifest['skipped_count']} skipped" if manifest["skipped_count"] else ""
+        note += f", {manifest['malformed_count']} malformed rows" if manifest["malformed_count"] else ""
+        print(f"{eval_set}/{args.split}: {status}, {manifest['num_samples']} samples{note}")
 
 
 def cmd_info(args) -> int:
@@ -191,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyError as e:
         print(f"error: {e.args[0]}", file=sys.stderr)
         return 2
+    except DataDirNotWritableError as e:  # the same for every dataset: reported once
+        print(f"error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ class Builder:
     name: str = ""  # the --dataset name
     raw_folder: str | None = None  # folder inside --raw-dir; None for generated data
     raw_folder_alternatives: tuple[str, ...] = ()  # other names that folder goes by (e.g. in the authors' loaders)
+    archive: str | None = None  # its tarball in the authors' HF dataset, if it is there
     layout: str = ""  # expected raw layout, shown when something is missing
     version: str = "1"
     outputs: dict[str, dict[str, int]] = {}  # split -> {eval set: default sample count}
