@@ -53,6 +53,8 @@ class RawDir:
         self.dataset = dataset
         self.layout = layout
         self.files: dict[str, str] = {}
+        # CSV file -> (its header, the columns a builder looked up that the header lacks)
+        self.csv_columns: dict[str, tuple[list[str], set[str]]] = {}
 
     def path(self, rel: str) -> Path:
         return self.root / rel
@@ -92,13 +94,19 @@ class RawDir:
             raise ValueError(f"{self.dataset}: {self.path(rel)} is not valid JSON: {e}") from e
 
     def read_csv(self, rel: str, **kwargs) -> list[dict[str, str]]:
-        """Rows of a CSV file as dicts, header names stripped of surrounding spaces."""
+        """Rows of a CSV file as dicts, header names stripped of surrounding spaces.
+
+        The columns a builder looks up (``row[name]``) that the header lacks are noted in
+        ``csv_columns``, so that a build that gets nothing out of the file can say what it expected.
+        """
         reader = csv.reader(io.StringIO(self.read_text(rel)), **kwargs)
         try:
             header = [h.strip() for h in next(reader)]
         except StopIteration:
             return []
-        return [dict(zip(header, (c.strip() for c in row))) for row in reader if row]
+        lacking: set[str] = set()
+        self.csv_columns[PurePosixPath(rel).as_posix()] = (header, lacking)
+        return [_Row(zip(header, (c.strip() for c in row)), header, lacking) for row in reader if row]
 
     def read_pickle(self, rel: str, encoding: str = "ASCII") -> Any:
         """A pickle of plain containers and NumPy arrays; any other object is refused, not built."""
@@ -122,6 +130,19 @@ class RawDir:
         """A decoded image (for builders that compute something from pixels)."""
         data = self.read_image(rel)
         return Image.open(io.BytesIO(data))
+
+
+class _Row(dict):
+    """A CSV row that notes the columns looked up but absent from its file's header."""
+
+    def __init__(self, cells, header: list[str], lacking: set[str]):
+        super().__init__(cells)
+        self._header, self._lacking = header, lacking
+
+    def __missing__(self, column):
+        if column not in self._header:  # not just a short row: the file has no such column
+            self._lacking.add(column)
+        raise KeyError(column)
 
 
 def check_image(data: bytes) -> None:

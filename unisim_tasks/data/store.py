@@ -32,6 +32,7 @@ MANIFEST = "manifest.json"
 MINI = "mini"
 SAMPLES = "samples"  # the one part of a non-IR evaluation set
 _WRITER_BATCH = 64  # records held in memory before they are flushed to disk
+_QUOTED = 3  # bad rows and skipped items quoted in the error when no record could be built
 
 
 class NotPreparedError(FileNotFoundError):
@@ -280,7 +281,7 @@ def _build(builder, eval_set, split, seed, count, params, identity, raw_root, de
         (partial / "dataset_dict.json").write_text(json.dumps({"splits": list(streams)}))
         empty = [part for part, n in counts.items() if n == 0]
         if empty:
-            raise ValueError(f"{builder.name}: no {eval_set} {empty[0]} record could be built from {raw_root}")
+            raise ValueError(_nothing_built(builder, eval_set, empty[0], raw_root, raw, ctx.report))
         kept = counts.get("samples", counts.get("queries"))
         manifest = {
             **identity,
@@ -304,6 +305,25 @@ def _build(builder, eval_set, split, seed, count, params, identity, raw_root, de
         remove_empty(created)
         raise
     return manifest
+
+
+def _nothing_built(builder: Builder, eval_set: str, part: str, raw_root, raw: RawDir | None, report: Report) -> str:
+    """Why no record came out: the columns a label file lacks, the first malformed rows and skipped items."""
+    lines = [f"{builder.name}: no {eval_set} {part} record could be built from {raw_root}"]
+    lacking = {rel: columns for rel, columns in (raw.csv_columns if raw else {}).items() if columns[1]}
+    for rel, (header, missing) in lacking.items():
+        expected, found = ", ".join(sorted(missing)), ", ".join(header)
+        lines.append(f"  {rel}: expected column {expected} not found; its columns: {found}")
+    for what, entries, quote in (
+        ("malformed rows", report.malformed, "{file}:{row}: {reason}"),
+        ("skipped", report.skipped, "{item}: {reason}"),
+    ):
+        if entries:
+            lines.append(f"  {len(entries)} {what}" + (f", the first {_QUOTED}:" if len(entries) > _QUOTED else ":"))
+            lines += ["    " + quote.format(**e) for e in entries[:_QUOTED]]
+    if lacking or report.malformed:
+        lines.append(f"Expected raw layout under {raw_root}:\n{builder.layout}")
+    return "\n".join(lines)
 
 
 def prepare_command(builder: Builder, split: str) -> str:
