@@ -4,6 +4,7 @@ mini benchmark, in process against a direct open_clip computation and through th
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -183,12 +184,12 @@ def test_bad_model_args_are_clear(tiny, kwargs, message):
 
 
 # -- through the real CLI --------------------------------------------------------------------------
-def lmms_eval(tiny, out, *extra, launcher=()):
+def lmms_eval(tiny, out, *extra, launcher=(), env=None, tasks="unisim_mini"):
     env = {**os.environ, "UNISIM_DATA_DIR": str(tiny.data.parent / "cli_data"), "HF_HUB_OFFLINE": "1",
-           "HF_DATASETS_OFFLINE": "1", "TQDM_DISABLE": "1"}  # fmt: skip
+           "HF_DATASETS_OFFLINE": "1", "TQDM_DISABLE": "1", **(env or {})}  # fmt: skip
     args = f"model={tiny.name},model_config={tiny.config},pretrained={tiny.weights}"
     bin_dir = Path(sys.executable).parent
-    cmd = [*launcher, "--model", "unisim_clip", "--model_args", args, "--tasks", "unisim_mini", "--batch_size", "16",
+    cmd = [*launcher, "--model", "unisim_clip", "--model_args", args, "--tasks", tasks, "--batch_size", "16",
            "--output_path", str(out), "--log_samples", *extra]  # fmt: skip
     cmd = [str(bin_dir / "lmms-eval"), *cmd] if not launcher else [str(bin_dir / launcher[0]), *cmd[1:]]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tiny.tmp, timeout=900)
@@ -221,13 +222,30 @@ def test_cli_scores_every_task_type(cli_run, tiny):
     assert len(json.loads(response)["scores"]) == 2  # raw scores in the per-sample log
 
 
-def test_two_processes_give_the_one_process_results(cli_run, tiny):
+TWO_PROCESS_LAUNCHES = {
+    "torchrun": (("torchrun", "--nproc_per_node", "2", "-m", "lmms_eval"), {}, "unisim_mini"),
+    "accelerate": (("accelerate", "launch", "--multi_gpu", "--num_processes", "2", "-m", "lmms_eval"),
+                   {"ACCELERATE_USE_CPU": "1"}, "unisim_mini_ir,unisim_mini_img2afc_nights"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("launch", sorted(TWO_PROCESS_LAUNCHES))
+def test_two_processes_give_the_one_process_results(cli_run, tiny, launch):
+    launcher, env, tasks = TWO_PROCESS_LAUNCHES[launch]
     one, _ = cli_run
-    two, done = lmms_eval(tiny, tiny.tmp / "out2", launcher=("accelerate", "launch", "--num_processes", "2", "--cpu", "-m", "lmms_eval"))
-    for task, metrics in one["results"].items():
+    two, done = lmms_eval(tiny, tiny.tmp / f"out2_{launch}", launcher=launcher, env=env, tasks=tasks)
+    log = done.stdout + done.stderr
+    assert "unisim_clip: rank 0 of 2" in log and "unisim_clip: rank 1 of 2" in log, log[-3000:]
+    for gallery in ("unisim_mini_ir_roxford", "unisim_mini_ir_rparis"):  # each rank encodes its share only
+        shares = [re.search(rf"rank {r} encodes (\d+) of the (\d+) gallery images of {gallery}\b", log) for r in (0, 1)]
+        assert all(shares), log[-3000:]
+        sizes = [int(m.group(1)) for m in shares]
+        assert min(sizes) > 0 and sum(sizes) == int(shares[0].group(2))
+    assert set(two["results"]) <= set(one["results"]) and "unisim_mini_ir_roxford" in two["results"]
+    for task, metrics in two["results"].items():
         for key, value in metrics.items():
             if key.endswith(",none") and "stderr" not in key:
-                assert two["results"][task][key] == pytest.approx(value, nan_ok=True), (task, key)
+                assert value == pytest.approx(one["results"][task][key], nan_ok=True), (task, key)
 
 
 def test_bad_model_args_through_the_cli_write_no_results(tiny):
@@ -258,3 +276,25 @@ def test_n_alternative_hpdv2_through_the_cli(tiny):
     assert sample["input"].endswith("(D) Image 4")
     response = sample["filtered_resps"] if isinstance(sample["filtered_resps"], str) else sample["filtered_resps"][0]
     assert len(json.loads(response)["scores"]) == 4
+
+
+@pytest.mark.parametrize("flag, expected", [((), 64), (("--batch_size", "1"), 1)])
+def test_encoding_batch_defaults_to_64_on_cpu_unless_the_user_asks(tiny, flag, expected):
+    """lmms-eval passes batch_size=1 when --batch_size is absent; that must not mean one image per forward."""
+    env = {**os.environ, "UNISIM_DATA_DIR": str(tiny.data.parent / "cli_data"), "HF_HUB_OFFLINE": "1",
+           "HF_DATASETS_OFFLINE": "1", "TQDM_DISABLE": "1"}  # fmt: skip
+    args = f"model={tiny.name},model_config={tiny.config},pretrained={tiny.weights}"
+    out = tiny.tmp / f"batch_{expected}_{len(flag)}"
+    done = subprocess.run([str(Path(sys.executable).with_name("lmms-eval")), "--model", "unisim_clip", "--model_args",
+                           args, "--tasks", "unisim_mini_img2afc_nights", "--output_path", str(out), *flag],
+                          capture_output=True, text=True, env=env, cwd=tiny.tmp, timeout=600)  # fmt: skip
+    assert list(out.glob("**/*_results.json")), done.stderr[-3000:]
+    assert f"rank 0 of 1 on cpu, {expected} images / texts per forward" in done.stdout + done.stderr
+
+
+def test_model_reports_its_device_rank_and_world_size(tiny):
+    model = make_model(tiny)
+    assert model.device == torch.device("cpu") and model.rank == 0 and model.world_size == 1
+    assert make_model(tiny, batch_size=1).batch_size == 64  # the int lmms-eval passes by default
+    assert make_model(tiny, batch_size="1").batch_size == 1  # typed on the command line
+    assert make_model(tiny, batch_size="auto").batch_size == 64

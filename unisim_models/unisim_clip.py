@@ -15,10 +15,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from dataclasses import dataclass, field
 
 import torch
 from lmms_eval.api.model import lmms
+from loguru import logger as eval_logger
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -27,6 +29,7 @@ from unisim_models.encoders import load_encoder
 from unisim_tasks.tasks.prompts import letter
 
 _IMAGE_FIELDS = ("ref_image", "images")
+DEFAULT_BATCH_SIZE = {"cpu": 64, "cuda": 256}  # images / texts per forward, by device type
 
 
 @dataclass
@@ -36,7 +39,43 @@ class _Plan:
     doc: dict
     images: dict[str, list[str]] = field(default_factory=dict)  # field -> content keys
     texts: list[str] = field(default_factory=list)
-    gallery: tuple | None = None  # (task, uids) for IR
+    gallery: str | None = None  # IR: the task whose gallery is ranked
+
+
+def _placement(device: str | None):
+    """(accelerator, rank, world size, device). Under a multi-process launch (torchrun, accelerate)
+    each rank gets its own accelerator device (``cuda:LOCAL_RANK``) unless one is given with an
+    index; alone, the first GPU if there is one."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return None, 0, 1, device or ("cuda" if torch.cuda.is_available() else "cpu")
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=device == "cpu" or not torch.cuda.is_available())
+    if accelerator.num_processes != world_size:
+        # accelerate's state is a process-wide singleton: if something set it up before (lmms-eval's
+        # CLI does) without CPU mode, every rank would silently evaluate alone
+        raise RuntimeError(
+            f"unisim_clip: launched as {world_size} processes but accelerate set up {accelerator.num_processes}; "
+            "for CPU processes set ACCELERATE_USE_CPU=1 before the launch"
+        )
+    if device is None or device in ("cuda", "auto"):
+        device = "cpu" if accelerator.device.type == "cpu" else str(accelerator.device)
+    return accelerator, accelerator.process_index, accelerator.num_processes, device
+
+
+def _encoding_batch(batch_size, device: torch.device) -> int:
+    """Images / texts per forward. lmms-eval's CLI passes the int 1 when --batch_size is not given
+    (a typed ``--batch_size 1`` arrives as the string "1"); that, None and "auto" mean the default."""
+    if batch_size is None or (batch_size == 1 and isinstance(batch_size, int)) or str(batch_size).startswith("auto"):
+        return DEFAULT_BATCH_SIZE.get(device.type, DEFAULT_BATCH_SIZE["cpu"])
+    try:
+        value = int(batch_size)
+    except ValueError:
+        raise ValueError(f"unisim_clip: batch_size must be an integer or 'auto', got {batch_size!r}") from None
+    if value < 1:
+        raise ValueError("unisim_clip: batch_size must be >= 1")
+    return value
 
 
 class UniSimCLIP(lmms):
@@ -49,9 +88,9 @@ class UniSimCLIP(lmms):
         model_config: str | None = None,
         hf_model: str | None = None,
         lora: str | None = None,
-        device: str = "cpu",
+        device: str | None = None,
         dtype: str = "float32",
-        batch_size: int | str = 64,
+        batch_size: int | str | None = None,
         iqa_mode: str = "both",
         **kwargs,
     ) -> None:
@@ -64,24 +103,32 @@ class UniSimCLIP(lmms):
             )
         if iqa_mode not in scoring.IQA_MODES:
             raise ValueError(f"unisim_clip: iqa_mode must be one of {scoring.IQA_MODES}, got {iqa_mode!r}")
-        # lmms-eval passes its --batch_size here (default 1); "auto" means a CPU-friendly 64
-        self.batch_size = 64 if str(batch_size).startswith("auto") else int(batch_size)
-        if self.batch_size < 1:
-            raise ValueError("unisim_clip: batch_size must be >= 1")
         self.iqa_mode = iqa_mode
+        self.accelerator, self._rank, self._world_size, device = _placement(device)
+        self.batch_size = _encoding_batch(batch_size, torch.device(device))
         self.encoder = load_encoder(
             model=model, pretrained=pretrained, model_config=model_config, hf_model=hf_model, lora=lora,
             device=device, dtype=dtype,
         )  # fmt: skip
+        eval_logger.info(
+            f"unisim_clip: rank {self.rank} of {self.world_size} on {self.encoder.device}, "
+            f"{self.batch_size} images / texts per forward"
+        )
         self._image_emb: dict[str, torch.Tensor] = {}
         self._text_emb: dict[str, torch.Tensor] = {}
         self._where: dict[str, tuple] = {}  # image content key -> (task, split, row, field, index)
         self._raw_splits: dict[tuple[str, str], object] = {}
         self._galleries: dict[str, tuple[list[str], list[str]]] = {}
+        self._encoded_galleries: set[str] = set()
+
+    @property
+    def device(self) -> torch.device:
+        return self.encoder.device
 
     # -- lmms-eval API -------------------------------------------------------------------------
     def generate_until(self, requests) -> list[str]:
         plans = [self._plan(*req.args[3:6]) for req in requests]
+        self._encode_galleries(plans)
         pending_images, pending_texts = self._pending(plans)
         self._encode_images(pending_images)
         self._encode_texts(pending_texts)
@@ -119,7 +166,8 @@ class UniSimCLIP(lmms):
         elif kind in ("iqa", "paa"):
             plan.texts = scoring.prompts_for(doc)
         elif kind == "ir":
-            plan.gallery = self._gallery(task)
+            self._gallery(task)
+            plan.gallery = task
         return plan
 
     def _locate(self, data: bytes, where: tuple) -> str:
@@ -144,9 +192,35 @@ class UniSimCLIP(lmms):
         for plan in plans:
             images.update((k, None) for ks in plan.images.values() for k in ks if k not in self._image_emb)
             texts.update((t, None) for t in plan.texts if t not in self._text_emb)
-        for _, gallery_keys in self._galleries.values():  # once per gallery, not once per query
-            images.update((k, None) for k in gallery_keys if k not in self._image_emb)
         return list(images), list(texts)
+
+    def _encode_galleries(self, plans: list[_Plan]) -> None:
+        """Encode the IR galleries, shared out across ranks and gathered.
+
+        Alone: the galleries these requests use. Under several processes every rank takes part for
+        every gallery of the run, whether or not its share of the queries uses it: the shares are cut
+        from the same ordered key list on each rank, so the collectives match.
+        """
+        if self.world_size == 1:
+            tasks = {plan.gallery for plan in plans if plan.gallery}
+        else:
+            tasks = {t for t, parts in self.task_dict.items() if "gallery" in parts}
+        for task in sorted(tasks):
+            if task in self._encoded_galleries:
+                continue
+            keys = list(dict.fromkeys(self._gallery(task)[1]))
+            if self.world_size == 1:
+                self._encode_images([k for k in keys if k not in self._image_emb])
+            else:
+                share = keys[self.rank :: self.world_size]
+                self._encode_images([k for k in share if k not in self._image_emb])
+                eval_logger.info(f"unisim_clip: rank {self.rank} encodes {len(share)} of the {len(keys)} gallery images of {task}")
+                shares = [None] * self.world_size
+                torch.distributed.all_gather_object(shares, (share, self._images(share) if share else None))
+                for rank_keys, embeddings in shares:
+                    if rank_keys:
+                        self._image_emb.update(zip(rank_keys, embeddings))
+            self._encoded_galleries.add(task)
 
     # -- encoding ------------------------------------------------------------------------------
     def _load_image(self, key: str) -> Image.Image:
@@ -177,7 +251,7 @@ class UniSimCLIP(lmms):
     def _answer(self, plan: _Plan) -> str:
         doc, kind = plan.doc, plan.doc["task"]
         if kind == "ir":
-            uids, keys = plan.gallery
+            uids, keys = self._galleries[plan.gallery]
             sims = scoring.cos(self._images(plan.images["ref_image"]), self._images(keys))[0]
             return json.dumps([uids[i] for i in torch.argsort(sims, descending=True, stable=True).tolist()])
         alternatives = plan.images["images"]
