@@ -45,10 +45,20 @@ def cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def quality_scores(images: torch.Tensor, prompts: torch.Tensor, logit_scale: float) -> dict[str, list[float]]:
-    """Per image: naive similarity to the reference prompt, and the CLIP-IQA positive weight."""
-    naive, positive, negative = cos(images, prompts).T
-    clip_iqa = torch.softmax(logit_scale * torch.stack([positive, negative], dim=1), dim=1)[:, 0]
-    return {"naive": naive.tolist(), "clip-iqa": clip_iqa.tolist()}
+    """Per image: ``naive``, the similarity to the reference prompt; ``clip-iqa``, the softmax weight
+    of the positive prompt; ``clip-iqa-logit``, its log-odds, ``logit_scale * (pos - neg)``.
+
+    At CLIP's scale (100) the softmax saturates to 1.0 for margins of a few tenths, even in float64,
+    so images are ranked by the log-odds (same order, no ties by rounding); the weight is for reading.
+    """
+    naive, positive, negative = cos(images.double(), prompts.double()).T
+    log_odds = logit_scale * (positive - negative)
+    return {"naive": naive.tolist(), "clip-iqa": torch.sigmoid(log_odds).tolist(), "clip-iqa-logit": log_odds.tolist()}
+
+
+def quality_choice(scores: dict[str, list[float]], mode: str) -> int:
+    """The alternative a quality mode picks from ``quality_scores``."""
+    return argmax(scores["clip-iqa-logit" if mode == "clip-iqa" else mode])
 
 
 def odd_one_out(images: torch.Tensor) -> tuple[int, list[float]]:

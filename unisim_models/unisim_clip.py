@@ -273,7 +273,9 @@ class UniSimCLIP(lmms):
     def _quality_answer(self, plan: _Plan, alternatives: list[str]) -> str:
         per_mode = scoring.quality_scores(self._images(alternatives), self._texts(plan.texts), self.encoder.logit_scale)
         modes = ("naive", "clip-iqa") if self.iqa_mode == "both" else (self.iqa_mode,)
-        choices = {m: letter(scoring.argmax(per_mode[m])) for m in modes}
+        choices = {m: letter(scoring.quality_choice(per_mode, m)) for m in modes}
+        if "clip-iqa" not in modes:
+            del per_mode["clip-iqa"], per_mode["clip-iqa-logit"]
         # with both, the answer is the naive one; choices lets a leaderboard report the better mode
-        return json.dumps({"answer": choices[modes[0]], "choices": choices, "scores": {m: per_mode[m] for m in modes}})
+        return json.dumps({"answer": choices[modes[0]], "choices": choices, "scores": per_mode})
 
