@@ -6,11 +6,14 @@ import csv
 import hashlib
 import io
 import json
+import lzma
 import os
 import pickle
 import re
 import shutil
 import tarfile
+import tempfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -160,6 +163,14 @@ def locate(raw_dir: Path, folders: tuple[str, ...]) -> Path:
     return next((raw_dir / f for f in folders if (raw_dir / f).is_dir()), raw_dir)
 
 
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _is_within(base: Path, target: Path) -> bool:
     try:
         target.resolve().relative_to(base.resolve())
@@ -168,38 +179,73 @@ def _is_within(base: Path, target: Path) -> bool:
         return False
 
 
-def safe_extract(archive: Path, dest: Path) -> Path:
-    """Extract a tarball into ``dest``, refusing absolute paths, ``..``, links out and devices.
+def _check_members(archive: Path, tmp: Path, members: list[tarfile.TarInfo]) -> None:
+    for m in members:
+        name = PurePosixPath(m.name)
+        target = tmp / m.name
+        if name.is_absolute() or ".." in name.parts or not _is_within(tmp, target):
+            raise ValueError(f"{archive}: refusing unsafe member path {m.name!r}")
+        if m.isdev() or m.isfifo():
+            raise ValueError(f"{archive}: refusing device or fifo member {m.name!r}")
+        if m.issym() or m.islnk():
+            link = PurePosixPath(m.linkname)
+            link_target = (target.parent / m.linkname) if m.issym() else (tmp / m.linkname)
+            if link.is_absolute() or not _is_within(tmp, link_target):
+                raise ValueError(f"{archive}: refusing link {m.name!r} -> {m.linkname!r} outside the archive")
 
-    Extraction goes to a sibling temp folder that is renamed into place when complete, so an
-    interrupted extraction is never mistaken for a finished one.
+
+# what reading or decompressing a damaged archive raises
+_DAMAGED = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
+
+
+def _check_complete(archive: Path) -> None:
+    """Read the archive to its end; a truncated or corrupt one is a ValueError.
+
+    ``tarfile`` silently stops at a header it cannot read (a file cut between two members, a damaged
+    header), so the end-of-archive marker, a zero block where the next header would be, is checked
+    too; reading on to the end checks a compressed stream's length and checksum.
     """
+    with open(archive, "rb") as f:  # a file that cannot be opened is reported as such, not as damaged
+        try:
+            with tarfile.open(fileobj=f) as tar:
+                tar.getmembers()
+                tar.fileobj.seek(tar.offset)
+                if tar.fileobj.read(tarfile.BLOCKSIZE) != tarfile.NUL * tarfile.BLOCKSIZE:
+                    raise tarfile.ReadError("no end-of-archive marker after the last readable member")
+                while tar.fileobj.read(1 << 20):
+                    pass
+        except _DAMAGED as e:
+            raise ValueError(f"{archive}: truncated or corrupt archive ({e}); download or copy it again") from None
+
+
+def safe_extract(archive: Path, dest: Path) -> Path:
+    """Extract a tarball into ``<dest>-<SHA-256 prefix of the archive>``, refusing absolute paths,
+    ``..``, links out and devices; returns that folder.
+
+    The folder is keyed on the archive's content, so a replaced tarball is extracted afresh. The
+    archive is read through before anything is extracted, and extraction goes to a fresh temp
+    folder renamed into place when complete, so a partial extraction is never used.
+    """
+    dest = dest.with_name(f"{dest.name}-{sha256_file(archive)[:16]}")
     if dest.is_dir():
         return dest
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    _check_complete(archive)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", suffix=".partial", dir=dest.parent))
     try:
         with tarfile.open(archive) as tar:
             members = tar.getmembers()
-            for m in members:
-                name = PurePosixPath(m.name)
-                target = tmp / m.name
-                if name.is_absolute() or ".." in name.parts or not _is_within(tmp, target):
-                    raise ValueError(f"{archive}: refusing unsafe member path {m.name!r}")
-                if m.isdev() or m.isfifo():
-                    raise ValueError(f"{archive}: refusing device or fifo member {m.name!r}")
-                if m.issym() or m.islnk():
-                    link = PurePosixPath(m.linkname)
-                    link_target = (target.parent / m.linkname) if m.issym() else (tmp / m.linkname)
-                    if link.is_absolute() or not _is_within(tmp, link_target):
-                        raise ValueError(f"{archive}: refusing link {m.name!r} -> {m.linkname!r} outside the archive")
+            _check_members(archive, tmp, members)
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(tmp, members=members, filter="data")
             else:  # Python < 3.10.12 / 3.11.4: members were checked above
                 tar.extractall(tmp, members=members)
+        try:
+            tmp.rename(dest)
+        except OSError:
+            if not dest.is_dir():
+                raise
+            shutil.rmtree(tmp)  # a concurrent run extracted the same archive first
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    tmp.rename(dest)
     return dest
