@@ -187,3 +187,12 @@ def test_structured_answers_of_a_scoring_model(data_dir):
     assert utils.process_results(doc, ['{"foo": 1}'])["unparsed"] == 1.0
     ooo = mini_doc(data_dir, "ooo")
     assert utils.process_results(ooo, [json.dumps({"answer": "ABC"[ooo["label"]]})])["acc"] == 1.0
+
+
+def test_a_measure_that_does_not_apply_scores_nan_not_wrong(data_dir):
+    """A scoring model answers {"answer": null} where its measure has nothing to say (the paper's "-")."""
+    for task_type in ("it2afc", "iqa"):
+        doc = mini_doc(data_dir, task_type)
+        scores = utils.process_results(doc, [json.dumps({"answer": None, "reason": "no text encoder"})])
+        assert scores and all(math.isnan(v) for v in scores.values()), scores
+    assert utils.process_results(doc, ['{"answer": 3}'])["unparsed"] == 1.0  # not a letter, not null

@@ -73,6 +73,9 @@ def process_results(doc, results):
         ap = query_ap(ranking, doc["easy"], doc["hard"], doc["junk"])
         return {**ap, "score": (ap["map_medium"], ap["map_hard"])}
     structured = _structured(response)
+    if structured and structured["answer"] is None:  # the model's measure does not apply (the paper's "-")
+        scores = {"acc": math.nan, "unparsed": math.nan, "score": math.nan}
+        return {**scores, "acc_naive": math.nan, "acc_clipiqa": math.nan} if doc["task"] in ("iqa", "paa") else scores
     choice = _choice(structured["answer"] if structured else response, doc)
     correct = float(choice == doc["label"])
     scores = {"acc": correct, "unparsed": float(choice is None), "score": correct}
@@ -89,14 +92,17 @@ def _choice(answer: str, doc) -> int | None:
 
 
 def _structured(response: str) -> dict | None:
-    """A scoring model's JSON answer ({"answer": "B", "scores": ...}); None for free text."""
+    """A scoring model's JSON answer ({"answer": "B", "scores": ...}, or {"answer": null, ...} where
+    its measure does not apply); None for free text."""
     if not response.lstrip().startswith("{"):
         return None
     try:
         value = json.loads(response)
     except json.JSONDecodeError:
         return None
-    return value if isinstance(value, dict) and isinstance(value.get("answer"), str) else None
+    if isinstance(value, dict) and "answer" in value and (value["answer"] is None or isinstance(value["answer"], str)):
+        return value
+    return None
 
 
 def aggregate_ir_score(pairs):
