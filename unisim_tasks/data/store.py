@@ -233,7 +233,8 @@ def build_eval_set(
         return "built", _build(builder, eval_set, split, seed, count, params, identity, raw_root, dest)
     except BaseException:
         if lock.is_locked:
-            lock_file.unlink(missing_ok=True)  # while held: a waiting build then takes a new file
+            # unlinked while held: filelock sees the link count drop, so a waiting build retries on a new file
+            lock_file.unlink(missing_ok=True)
         remove_empty(created)
         raise
     finally:
