@@ -63,7 +63,11 @@ def quality_choice(scores: dict[str, list[float]], mode: str) -> int:
 
 def odd_one_out(images: torch.Tensor) -> tuple[int, list[float]]:
     """The odd image (outside the most similar pair) and the pair similarities (01, 02, 12)."""
-    sims = cos(images, images)
+    return odd_one_out_by(cos(images, images))
+
+
+def odd_one_out_by(sims) -> tuple[int, list[float]]:
+    """``odd_one_out`` from a 3 x 3 similarity matrix (any similarity, larger = more alike)."""
     pairs = [(0, 1), (0, 2), (1, 2)]
     values = [float(sims[i, j]) for i, j in pairs]
     i, j = pairs[max(range(3), key=values.__getitem__)]
@@ -72,3 +76,8 @@ def odd_one_out(images: torch.Tensor) -> tuple[int, list[float]]:
 
 def argmax(values: list[float]) -> int:
     return max(range(len(values)), key=values.__getitem__)
+
+
+def ranking(similarities) -> list[int]:
+    """Gallery indices, most similar first (ties keep gallery order)."""
+    return torch.argsort(torch.as_tensor(similarities), descending=True, stable=True).tolist()

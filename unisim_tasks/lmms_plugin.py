@@ -62,4 +62,7 @@ def manifests() -> list:
 
     register_task_folder()
     cpu_data_parallel()
-    return [ModelManifest(model_id="unisim_clip", simple_class_path="unisim_models.unisim_clip.UniSimCLIP")]
+    return [
+        ModelManifest(model_id="unisim_clip", simple_class_path="unisim_models.unisim_clip.UniSimCLIP"),
+        ModelManifest(model_id="unisim_classic", simple_class_path="unisim_models.unisim_classic.UniSimClassic"),
+    ]
