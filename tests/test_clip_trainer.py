@@ -143,8 +143,8 @@ def test_loss_equals_a_direct_computation_of_eq1_on_a_fixed_batch_of_each_task(t
                 param.normal_(0, 0.3)
     module = UniSimLoss(clip, config.margin).eval()
     batch = MicroBatches(sets, plan, 0, 0, 1, processor, 16, config.iqa_prompt)[0]
-    losses = module(**batch)
-    assert set(losses) == set(PLANTED)
+    assert set(batch) == set(PLANTED)
+    losses = {task: module(task, **inputs) for task, inputs in batch.items()}
 
     # direct: the merged model through HF's own feature functions, sample by sample, Eq. 1 written out
     direct = CLIPModel.from_pretrained(str(base)).eval()
@@ -214,11 +214,10 @@ def test_every_step_holds_batch_size_of_each_task_in_one_order_for_1_and_2_proce
     full = MicroBatches(sets, one, 0, 3, 4, processor, 16, config.iqa_prompt)[0]
     parts = [MicroBatches(sets, two, r, 3, 4, processor, 16, config.iqa_prompt)[0] for r in (0, 1)]
     for task in sets:
-        labels = torch.cat([p["tasks"][task]["label"] for p in parts])
-        assert torch.equal(labels, full["tasks"][task]["label"])
-        assert len(full["tasks"][task]["label"]) == 8
-    ref0 = parts[1]["pixel_values"][parts[1]["tasks"]["img2afc"]["ref"]]
-    assert torch.equal(ref0, full["pixel_values"][full["tasks"]["img2afc"]["ref"][4:]])
+        assert torch.equal(torch.cat([p[task]["label"] for p in parts]), full[task]["label"])
+        assert len(full[task]["label"]) == 8
+    ref1 = parts[1]["img2afc"]["pixel_values"][parts[1]["img2afc"]["ref"]]
+    assert torch.equal(ref1, full["img2afc"]["pixel_values"][full["img2afc"]["ref"][4:]])
 
 
 def test_accumulation_and_world_size_share_out_the_same_global_batch(tiny, tmp_path):
@@ -302,6 +301,10 @@ def test_two_cpu_processes_end_with_the_one_process_adapter(tiny, tmp_path):
     assert lora_b > 1e-3  # the steps moved the adapter away from its zero-B start
     for key in a:  # float sums in another order only: 2e-7 measured
         assert torch.allclose(a[key], b[key], atol=1e-5, rtol=0), key
+    # the same global batch in 2 accumulation micro-batches
+    accumulated = run_trainer(tiny_args(base, data, tmp_path / "acc", *common, "--gradient-accumulation-steps", 2))
+    assert accumulated.returncode == 0, accumulated.stderr[-3000:]
+    assert all(torch.allclose(a[k], v, atol=1e-5, rtol=0) for k, v in adapter(tmp_path / "acc").items())
     other = run_trainer(tiny_args(base, data, tmp_path / "seed1", *common, "--seed", 1))
     assert other.returncode == 0
     assert any(not torch.allclose(a[k], v, atol=1e-5, rtol=0) for k, v in adapter(tmp_path / "seed1").items())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from unisim_models.lora import UNISIM_LORA_CONFIG, UNISIM_LORA_TARGET_MODULES
@@ -75,9 +75,6 @@ class TrainConfig:
 
     def eval_sets(self, task: str) -> list[str]:
         return [f"{task}_{d}" for d in self.datasets[task]]
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
     # settings that decide the trajectory: a resumed run must keep them (everything else may change)
     TRAJECTORY = (

@@ -52,9 +52,6 @@ class TaskData:
     keys: list[str]  # "<eval set>/<uid>" of every row, what the order is drawn from
     sources: list[dict]  # per set: eval_set, num_samples, manifest_sha256
 
-    def __len__(self) -> int:
-        return len(self.keys)
-
 
 def load_training_data(config: TrainConfig) -> dict[str, TaskData]:
     """The prepared training sets of every task; all missing ones are named in one error."""
@@ -130,11 +127,11 @@ def _decode(value: dict) -> Image.Image:
 
 
 class MicroBatches(Dataset):
-    """Item ``i``: this rank's micro-batch ``i`` from ``start_step`` on, as model inputs.
+    """Item ``i``: this rank's micro-batch ``i`` from ``start_step`` on, as model inputs per task.
 
-    ``pixel_values`` holds every image of the item, ``input_ids`` / ``attention_mask`` every text
-    (the IQA prompt once); per task, ``ref`` and ``alt`` index into those (``TASK_KINDS``) and
-    ``label`` is the index of the chosen alternative.
+    Per task: ``pixel_values`` holds its images, ``input_ids`` / ``attention_mask`` its texts (the
+    IQA prompt once); ``ref`` and ``alt`` index into those (``TASK_KINDS``) and ``label`` is the
+    index of the chosen alternative.
     """
 
     def __init__(self, data, plan: StepPlan, rank: int, start_step: int, end_step: int, processor, max_length: int,
@@ -148,35 +145,38 @@ class MicroBatches(Dataset):
     def __len__(self) -> int:
         return (self.end_step - self.start_step) * self.plan.accumulation
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, i: int) -> dict[str, dict]:
         step, micro = divmod(i, self.plan.accumulation)
-        images, texts, tasks = [], [], {}
+        return {
+            task: self._inputs(task, self.parts[task][rows.tolist()].to_pylist())
+            for task, rows in self.plan.indices(self.start_step + step, micro, self.rank).items()
+        }
+
+    def _inputs(self, task: str, records: list[dict]) -> dict:
+        images, texts = [], []
 
         def add(items: list, values: list) -> list[int]:
             items += values
             return list(range(len(items) - len(values), len(items)))
 
-        for task, rows in self.plan.indices(self.start_step + step, micro, self.rank).items():
-            records = self.parts[task][rows.tolist()].to_pylist()
-            if task == "img2afc":
-                ref = add(images, [_decode(r["ref_image"]) for r in records])
-                alt = add(images, [_decode(v) for r in records for v in r["images"]])
-            elif task == "it2afc":
-                ref = add(texts, [r["ref_text"] for r in records])
-                alt = add(images, [_decode(v) for r in records for v in r["images"]])
-            elif task == "text2afc":
-                ref = add(images, [_decode(r["ref_image"]) for r in records])
-                alt = add(texts, [t for r in records for t in r["texts"]])
-            else:  # iqa: every sample against the one prompt
-                ref = add(texts, [self.iqa_prompt]) * len(records)
-                alt = add(images, [_decode(v) for r in records for v in r["images"]])
-            tasks[task] = {
-                "ref": torch.tensor(ref), "alt": torch.tensor(alt).view(len(records), 2),
-                "label": torch.tensor([r["label"] for r in records]),
-            }  # fmt: skip
-        batch = {"pixel_values": self.image_processor(images=images, return_tensors="pt")["pixel_values"], "tasks": tasks}
+        if task == "img2afc":
+            ref = add(images, [_decode(r["ref_image"]) for r in records])
+            alt = add(images, [_decode(v) for r in records for v in r["images"]])
+        elif task == "it2afc":
+            ref = add(texts, [r["ref_text"] for r in records])
+            alt = add(images, [_decode(v) for r in records for v in r["images"]])
+        elif task == "text2afc":
+            ref = add(images, [_decode(r["ref_image"]) for r in records])
+            alt = add(texts, [t for r in records for t in r["texts"]])
+        else:  # iqa: every sample against the one prompt
+            ref = add(texts, [self.iqa_prompt]) * len(records)
+            alt = add(images, [_decode(v) for r in records for v in r["images"]])
+        inputs = {
+            "pixel_values": self.image_processor(images=images, return_tensors="pt")["pixel_values"],
+            "ref": torch.tensor(ref), "alt": torch.tensor(alt).view(len(records), 2),
+            "label": torch.tensor([r["label"] for r in records]),
+        }  # fmt: skip
         if texts:
             enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-            batch["input_ids"], batch["attention_mask"] = enc["input_ids"], enc["attention_mask"]
-        return batch
-
+            inputs["input_ids"], inputs["attention_mask"] = enc["input_ids"], enc["attention_mask"]
+        return inputs

@@ -72,12 +72,12 @@ def add_lora(clip, config: TrainConfig):
     with warnings.catch_warnings():  # peft 0.21 calls a transformers 5 method deprecated for v6
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         clip.vision_model = get_peft_model(clip.vision_model, lora)
-    clip.vision_model.peft_config["default"].base_model_name_or_path = config.base_model
     return clip.vision_model
 
 
 class UniSimLoss(nn.Module):
-    """``forward(batch)`` -> {task: mean hinge loss}; the trainable weights are the vision tower's LoRA."""
+    """``forward(task, **inputs)`` -> the task's mean hinge loss on one of its micro-batches
+    (``data.MicroBatches``); the trainable weights are the vision tower's LoRA."""
 
     def __init__(self, clip, margin: float) -> None:
         super().__init__()
@@ -92,13 +92,10 @@ class UniSimLoss(nn.Module):
             pooled = self.clip.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
             return F.normalize(self.clip.text_projection(pooled), dim=-1)
 
-    def forward(self, pixel_values, tasks, input_ids=None, attention_mask=None) -> dict[str, torch.Tensor]:
+    def forward(self, task, pixel_values, ref, alt, label, input_ids=None, attention_mask=None) -> torch.Tensor:
         embeddings = {"image": self.image_embeddings(pixel_values)}
         if input_ids is not None:
             embeddings["text"] = self.text_embeddings(input_ids, attention_mask).to(embeddings["image"].dtype)
-        losses = {}
-        for task, t in tasks.items():
-            ref_kind, alt_kind = TASK_KINDS[task]
-            ref, alt = embeddings[ref_kind][t["ref"]], embeddings[alt_kind][t["alt"]]  # [b, d], [b, 2, d]
-            losses[task] = hinge_loss((alt * ref[:, None]).sum(-1).float(), t["label"], self.margin)
-        return losses
+        ref_kind, alt_kind = TASK_KINDS[task]
+        refs, alts = embeddings[ref_kind][ref], embeddings[alt_kind][alt]  # [b, d], [b, 2, d]
+        return hinge_loss((alts * refs[:, None]).sum(-1).float(), label, self.margin)

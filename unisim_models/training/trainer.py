@@ -117,8 +117,10 @@ def train(config: TrainConfig) -> Path:
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched > 1 and not torch.cuda.is_available():
         os.environ.setdefault("ACCELERATE_USE_CPU", "1")  # else accelerate sets up each CPU rank alone
+    # each task's micro-batch is a forward and backward of its own (the activations of one task at a
+    # time, as in the authors' loop); accelerate syncs the gradients once, after the last of a step
     accelerator = Accelerator(
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        gradient_accumulation_steps=config.gradient_accumulation_steps * len(config.tasks),
         mixed_precision=config.mixed_precision,
         log_with=_trackers(config) or None,
         project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
@@ -189,14 +191,15 @@ def train(config: TrainConfig) -> Path:
     model.train()
     for batch in loader:
         batch = send_to_device(batch, accelerator.device, non_blocking=True)
-        with accelerator.accumulate(model):
-            losses = model(**batch)
-            accelerator.backward(sum(losses.values()))
-            optimizer.step()
-            if accelerator.sync_gradients:
-                scheduler.step()
-            optimizer.zero_grad()
-        for task, loss in losses.items():
+        for task, inputs in batch.items():
+            with accelerator.accumulate(model):
+                loss = model(task, **inputs)
+                # backward divides by the accumulation count (micro-batches x tasks); Eq. 2 sums the tasks
+                accelerator.backward(loss * len(batch))
+                optimizer.step()
+                if accelerator.sync_gradients:
+                    scheduler.step()
+                optimizer.zero_grad()
             sums[task] += loss.detach() / config.gradient_accumulation_steps
         if not accelerator.sync_gradients:
             continue
