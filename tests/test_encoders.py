@@ -478,3 +478,22 @@ def test_lora_file_that_is_not_a_state_dict_says_what_it_is(tmp_models, tmp_path
     assert message.startswith(f"LoRA checkpoint {path} ") and what in message and "\n" not in message
     for expected in ("{'state_dict': {name: tensor, ...}, ...}", "a plain state dict", "a peft adapter folder"):
         assert expected in message
+
+
+# -- the two halves of encode_images --------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["open_clip", "hf_clip", "hf_siglip"])
+def test_pixel_transform_and_encode_pixels_are_the_halves_of_encode_images(tmp_models, backend):
+    """What a DataLoader worker runs pickles without the model; image by image, stacked, it gives the
+    embeddings encode_images gives, and encode_pixels counts the images it forwards."""
+    import pickle
+
+    if backend == "open_clip":
+        enc = load_encoder(model_config=str(tmp_models["oc_config"]), pretrained=str(tmp_models["oc_weights"]))
+    else:
+        enc = load_encoder(hf_model=str(tmp_models[backend]))
+    blob = pickle.dumps(enc.pixel_transform)
+    assert len(blob) < len(pickle.dumps(enc.model)) / 2
+    transform, images = pickle.loads(blob), tc.images(3)
+    pixels = torch.stack([transform([image])[0] for image in images])
+    torch.testing.assert_close(enc.encode_pixels(pixels), enc.encode_images(images), atol=1e-6, rtol=1e-5)
+    assert enc.image_forwards == 6

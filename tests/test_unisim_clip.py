@@ -298,3 +298,75 @@ def test_model_reports_its_device_rank_and_world_size(tiny):
     assert make_model(tiny, batch_size=1).batch_size == 64  # the int lmms-eval passes by default
     assert make_model(tiny, batch_size="1").batch_size == 1  # typed on the command line
     assert make_model(tiny, batch_size="auto").batch_size == 64
+
+
+# -- image decode workers --------------------------------------------------------------------------
+def test_decode_workers_answer_exactly_as_in_process(tiny, monkeypatch):
+    """The mini benchmark in batches of 4 (enough pending images to start workers) with
+    num_workers=2 and 0: the same answers, each distinct image forwarded once."""
+    from unisim_models import unisim_clip
+
+    started = []
+
+    class Recording(unisim_clip.DataLoader):
+        def __init__(self, *args, **kwargs):
+            started.append(kwargs["num_workers"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(unisim_clip, "DataLoader", Recording)
+    reqs = [r for e in EVAL_SETS for r in requests_for(e, len(task_dict(tiny)[e]["queries" if e.startswith("ir_") else "samples"]))]
+    answers, forwards = {}, {}
+    for workers in (0, 2):
+        started.clear()
+        model = make_model(tiny, batch_size=4, num_workers=workers)
+        answers[workers], forwards[workers] = model.generate_until(reqs), model.encoder.image_forwards
+        assert max(started) == workers
+    assert answers[2] == answers[0]
+    assert forwards[2] == forwards[0] == len(model._image_emb)
+
+
+def test_decode_workers_are_skipped_for_a_batch_or_two(tiny, monkeypatch):
+    """Starting workers costs more than they save on two batches (8 images in batches of 4); from a
+    third batch on they are used."""
+    from unisim_models import unisim_clip
+
+    started = []
+    monkeypatch.setattr(unisim_clip, "DataLoader", lambda *a, **kw: started.append(kw["num_workers"]) or [])
+    model = make_model(tiny, batch_size=4, num_workers=2)
+    model._where.update({f"k{i}": ("img2afc_nights", "samples", 0, "ref_image", None) for i in range(9)})
+    model._encode_images([f"k{i}" for i in range(8)])
+    model._encode_images([f"k{i}" for i in range(9)])
+    assert started == [0, 2]
+
+
+@pytest.mark.parametrize(
+    "cores, local_world_size, device, expected",
+    [(2, 1, "cpu", 0), (2, 1, "cuda", 1), (1, 1, "cpu", 0), (4, 1, "cpu", 3), (16, 1, "cuda", 4), (8, 2, "cpu", 3),
+     (4, 2, "cpu", 0)],
+)  # fmt: skip
+def test_default_decode_workers(monkeypatch, cores, local_world_size, device, expected):
+    from unisim_models.unisim_clip import _decode_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local_world_size))
+    assert _decode_workers(None, torch.device(device)) == expected
+    assert _decode_workers("3", torch.device(device)) == 3
+    with pytest.raises(ValueError, match="num_workers must be >= 0"):
+        _decode_workers(-1, torch.device(device))
+
+
+def test_two_processes_with_decode_workers_give_the_one_process_results(cli_run, tiny):
+    """torchrun, 2 CPU processes, each starting 2 decode workers (batches of 2: every rank has more
+    than two batches of gallery and NIGHTS images to encode)."""
+    one, _ = cli_run
+    launcher, env, _ = TWO_PROCESS_LAUNCHES["torchrun"]
+    args = f"model={tiny.name},model_config={tiny.config},pretrained={tiny.weights},num_workers=2"
+    two, done = lmms_eval(tiny, tiny.tmp / "out2_workers", "--model_args", args, "--batch_size", "2", launcher=launcher,
+                          env=env, tasks="unisim_mini_ir,unisim_mini_img2afc_nights")  # fmt: skip
+    log = done.stdout + done.stderr
+    assert "rank 0 of 2 on cpu, 2 images / texts per forward, 2 image decode workers" in log, log[-3000:]
+    assert "unisim_mini_ir_roxford" in two["results"]
+    for task, metrics in two["results"].items():
+        for key, value in metrics.items():
+            if key.endswith(",none") and "stderr" not in key:
+                assert value == pytest.approx(one["results"][task][key], nan_ok=True), (task, key)

@@ -18,6 +18,10 @@ tokenizer, without gradients, in eval mode:
 - ``lora=path``: a UniSim LoRA checkpoint on an HF ``CLIPModel`` (see ``unisim_models.lora``),
   loaded strictly and merged into the vision tower.
 
+Images go through two halves, both used by ``encode_images``: ``pixel_transform`` (picklable, no
+model: a list of RGB PIL images to the pixel batch, what a DataLoader worker runs) and
+``encode_pixels`` (the forward on such a batch).
+
 Offline (``HF_HUB_OFFLINE=1``), weights that are not in the cache raise ``WeightsNotFoundError``
 at once, saying what to download and where to put it; no network is tried.
 """
@@ -25,6 +29,8 @@ at once, saying what to download and where to put it; no network is tried.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -134,10 +140,20 @@ def _features(output) -> torch.Tensor:
 
 
 # -- base ---------------------------------------------------------------------------------------
+def _open_clip_pixels(preprocess, images: list) -> torch.Tensor:
+    return torch.stack([preprocess(image) for image in images])
+
+
+def _hf_pixels(image_processor, images: list) -> torch.Tensor:
+    return image_processor(images=images, return_tensors="pt")["pixel_values"]
+
+
 class Encoder:
-    """A frozen two-tower encoder. Subclasses set the model and implement the two ``_forward_*``."""
+    """A frozen two-tower encoder. Subclasses set the model and ``pixel_transform`` (list of RGB PIL
+    images -> float pixel batch on the CPU) and implement ``_forward_pixels`` and ``_forward_texts``."""
 
     name: str = ""
+    pixel_transform: Callable[[list], torch.Tensor]
     logit_scale: float = 100.0
     embed_dim: int | None = None
 
@@ -163,9 +179,13 @@ class Encoder:
         images = _rgb(images)
         if not images:
             return self._empty()
+        return self.encode_pixels(self.pixel_transform(images))
+
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[n, d] float32 CPU embeddings, L2-normalised, of a pixel batch from ``pixel_transform``."""
         with torch.no_grad():
-            features = self._forward_images(images)
-        self.image_forwards += len(images)
+            features = self._forward_pixels(pixels.to(self.device, self.dtype))
+        self.image_forwards += len(pixels)
         return self._finish(features)
 
     def encode_texts(self, texts) -> torch.Tensor:
@@ -178,7 +198,7 @@ class Encoder:
         self.text_forwards += len(texts)
         return self._finish(features)
 
-    def _forward_images(self, images: list) -> torch.Tensor:  # pragma: no cover - abstract
+    def _forward_pixels(self, pixels: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _forward_texts(self, texts: list[str]) -> torch.Tensor:  # pragma: no cover - abstract
@@ -292,6 +312,7 @@ class OpenClipEncoder(Encoder):
                 f"Download it (online) into the hub cache {hf_cache_dir()} and retry"
             ) from e
         self.model.eval().requires_grad_(False)
+        self.pixel_transform = partial(_open_clip_pixels, self.preprocess)
         self.logit_scale = self._logit_scale(self.model)
         self.embed_dim = getattr(getattr(self.model, "visual", None), "output_dim", None)
 
@@ -324,8 +345,7 @@ class OpenClipEncoder(Encoder):
             )
         return None
 
-    def _forward_images(self, images):
-        pixels = torch.stack([self.preprocess(image) for image in images]).to(self.device, self.dtype)
+    def _forward_pixels(self, pixels):
         return self.model.encode_image(pixels)
 
     def _forward_texts(self, texts):
@@ -385,6 +405,7 @@ class HFEncoder(Encoder):
         self.processor = self._processor(source, load_kwargs, hf_model)
         self.tokenizer = self.processor.tokenizer
         self.image_processor = self.processor.image_processor
+        self.pixel_transform = partial(_hf_pixels, self.image_processor)
         text_config = self.model.config.text_config
         self.max_length = int(getattr(text_config, "max_position_embeddings", 0) or self.tokenizer.model_max_length)
         self.logit_scale = self._logit_scale(self.model)
@@ -432,9 +453,8 @@ class HFEncoder(Encoder):
                     ) from e
             raise
 
-    def _forward_images(self, images):
-        pixels = self.image_processor(images=images, return_tensors="pt")["pixel_values"]
-        return _features(self.model.get_image_features(pixel_values=pixels.to(self.device, self.dtype)))
+    def _forward_pixels(self, pixels):
+        return _features(self.model.get_image_features(pixel_values=pixels))
 
     def _forward_texts(self, texts):
         if self.model_type == "siglip":
