@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--margin", type=float, help=f"hinge margin mu of Eq. 1 on cosine similarities (default {d.margin})")
     g.add_argument("--iqa-prompt", help=f"the IQA reference text (default {d.iqa_prompt!r}, paper footnote 1)")
     g.add_argument("--gradient-accumulation-steps", type=int, help="micro-batches per step (default 1); the batch of "
-                   "each task per process and micro-batch is BATCH_SIZE / (processes x this)")  # fmt: skip
+                   "each task per process and micro-batch is BATCH_SIZE / (processes x this), each task's micro-batch "
+                   "a forward and backward of its own")  # fmt: skip
     g.add_argument("--mixed-precision", choices=MIXED_PRECISION, help="autocast through accelerate (default: accelerate's "
                    "config / launch flag, else no)")  # fmt: skip
     g.add_argument("--gradient-checkpointing", action="store_true", help="recompute the vision tower's activations in "
