@@ -322,7 +322,7 @@ def test_decode_workers_answer_exactly_as_in_process(tiny, monkeypatch):
         answers[workers], forwards[workers] = model.generate_until(reqs), model.encoder.image_forwards
         assert max(started) == workers
     assert answers[2] == answers[0]
-    assert forwards[2] == forwards[0] == len(model._image_emb)
+    assert forwards[2] == forwards[0] == len(model._features)
 
 
 def test_decode_workers_are_skipped_for_a_batch_or_two(tiny, monkeypatch):
@@ -334,8 +334,8 @@ def test_decode_workers_are_skipped_for_a_batch_or_two(tiny, monkeypatch):
     monkeypatch.setattr(unisim_clip, "DataLoader", lambda *a, **kw: started.append(kw["num_workers"]) or [])
     model = make_model(tiny, batch_size=4, num_workers=2)
     model._where.update({f"k{i}": ("img2afc_nights", "samples", 0, "ref_image", None) for i in range(9)})
-    model._encode_images([f"k{i}" for i in range(8)])
-    model._encode_images([f"k{i}" for i in range(9)])
+    model._measure_images([f"k{i}" for i in range(8)])
+    model._measure_images([f"k{i}" for i in range(9)])
     assert started == [0, 2]
 
 

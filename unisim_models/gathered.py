@@ -34,7 +34,7 @@ class Plan:
     gallery: str | None = None  # IR: the task whose gallery is ranked
 
 
-def placement(device: str | None):
+def placement(device: str | None, model: str):
     """(accelerator, rank, world size, device). Under a multi-process launch (torchrun, accelerate)
     each rank gets its own accelerator device (``cuda:LOCAL_RANK``) unless one is given with an
     index; alone, the first GPU if there is one."""
@@ -48,7 +48,7 @@ def placement(device: str | None):
         # accelerate's state is a process-wide singleton: if something set it up before (lmms-eval's
         # CLI does) without CPU mode, every rank would silently evaluate alone
         raise RuntimeError(
-            f"launched as {world_size} processes but accelerate set up {accelerator.num_processes}; "
+            f"{model}: launched as {world_size} processes but accelerate set up {accelerator.num_processes}; "
             "for CPU processes set ACCELERATE_USE_CPU=1 before the launch"
         )
     if device is None or device in ("cuda", "auto"):
@@ -86,7 +86,7 @@ class GatheredModel(lmms):
 
     def __init__(self, device: str | None) -> None:
         super().__init__()
-        self.accelerator, self._rank, self._world_size, self._device_name = placement(device)
+        self.accelerator, self._rank, self._world_size, self._device_name = placement(device, self.name)
         self._features: dict[str, object] = {}  # image content key -> what the model keeps of it
         self._text_features: dict[str, object] = {}
         self._where: dict[str, tuple] = {}  # image content key -> (task, split, row, field, index)
@@ -212,10 +212,17 @@ class GatheredModel(lmms):
                     self._features.update(zip(rank_keys, features))
             self._measured_galleries.add(task)
 
-    def _image_bytes(self, key: str) -> bytes:
-        task, split, row, name, index = self._where[key]
-        value = self._raw(task, split)[row].column(name)[0].as_py()
-        return value[index]["bytes"] if index is not None else value["bytes"]
-
     def _load_image(self, key: str) -> Image.Image:
-        return Image.open(io.BytesIO(self._image_bytes(key))).convert("RGB")
+        task, split, *_ = place = self._where[key]
+        return decode(image_bytes({(task, split): self._raw(task, split)}, place))
+
+
+def image_bytes(splits: dict, place: tuple) -> bytes:
+    """The encoded image at ``place`` (task, split, row, field, index) of the raw (Arrow) splits."""
+    task, split, row, name, index = place
+    value = splits[task, split][row].column(name)[0]
+    return (value[index] if index is not None else value)["bytes"].as_py()
+
+
+def decode(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data)).convert("RGB")
