@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from dataclasses import dataclass, field
 
 import torch
 from lmms_eval.api.model import lmms
 from loguru import logger as eval_logger
 from PIL import Image
+
+from unisim_models.distributed import launched_processes, process_mismatch
 
 _IMAGE_FIELDS = ("ref_image", "images")
 DEFAULT_BATCH_SIZE = {"cpu": 64, "cuda": 256}  # images per batch, by device type
@@ -38,19 +39,14 @@ def placement(device: str | None, model: str):
     """(accelerator, rank, world size, device). Under a multi-process launch (torchrun, accelerate)
     each rank gets its own accelerator device (``cuda:LOCAL_RANK``) unless one is given with an
     index; alone, the first GPU if there is one."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size == 1:
+    if launched_processes() == 1:
         return None, 0, 1, device or ("cuda" if torch.cuda.is_available() else "cpu")
     from accelerate import Accelerator
 
     accelerator = Accelerator(cpu=device == "cpu" or not torch.cuda.is_available())
-    if accelerator.num_processes != world_size:
-        # accelerate's state is a process-wide singleton: if something set it up before (lmms-eval's
-        # CLI does) without CPU mode, every rank would silently evaluate alone
-        raise RuntimeError(
-            f"{model}: launched as {world_size} processes but accelerate set up {accelerator.num_processes}; "
-            "for CPU processes set ACCELERATE_USE_CPU=1 before the launch"
-        )
+    mismatch = process_mismatch(accelerator)  # e.g. an Accelerator() built earlier without CPU mode
+    if mismatch:
+        raise RuntimeError(f"{model}: {mismatch}")
     if device is None or device in ("cuda", "auto"):
         device = "cpu" if accelerator.device.type == "cpu" else str(accelerator.device)
     return accelerator, accelerator.process_index, accelerator.num_processes, device

@@ -42,26 +42,15 @@ def register_task_folder() -> None:
     TaskManager.initialize_tasks = initialize_tasks
 
 
-def cpu_data_parallel() -> None:
-    """A multi-process launch on a machine without CUDA is CPU data parallelism: tell accelerate.
-
-    lmms-eval's CLI builds its ``Accelerator()`` after loading this entry point and before any model;
-    without ``ACCELERATE_USE_CPU`` that state says "one process" on every rank of a CPU
-    ``torchrun --nproc_per_node N``, and no later ``Accelerator(cpu=True)`` can change it.
-    """
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        import torch
-
-        if not torch.cuda.is_available():
-            os.environ.setdefault("ACCELERATE_USE_CPU", "1")
-
-
 def manifests() -> list:
     """The entry point: registers the task folder; returns the unisim-bench model manifests."""
     from lmms_eval.models.registry_v2 import ModelManifest
 
+    from unisim_models.distributed import use_cpu_processes_without_cuda
+
     register_task_folder()
-    cpu_data_parallel()
+    # lmms-eval's CLI builds its Accelerator() after loading this entry point, before any model
+    use_cpu_processes_without_cuda()
     return [
         ModelManifest(model_id="unisim_clip", simple_class_path="unisim_models.unisim_clip.UniSimCLIP"),
         ModelManifest(model_id="unisim_classic", simple_class_path="unisim_models.unisim_classic.UniSimClassic"),

@@ -29,6 +29,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from unisim_models.distributed import process_mismatch, use_cpu_processes_without_cuda
+
 from .config import TrainConfig, TrainingError
 from .data import MicroBatches, build_plan, load_training_data
 from .model import UniSimLoss, add_lora, load_base
@@ -114,9 +116,7 @@ def train(config: TrainConfig) -> Path:
     from transformers import get_cosine_schedule_with_warmup
 
     out = Path(config.output_dir).expanduser()
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched > 1 and not torch.cuda.is_available():
-        os.environ.setdefault("ACCELERATE_USE_CPU", "1")  # else accelerate sets up each CPU rank alone
+    use_cpu_processes_without_cuda()
     # each task's micro-batch is a forward and backward of its own (the activations of one task at a
     # time, as in the authors' loop); accelerate syncs the gradients once, after the last of a step
     accelerator = Accelerator(
@@ -127,11 +127,9 @@ def train(config: TrainConfig) -> Path:
         step_scheduler_with_optimizer=False,  # it would step once per process per step; stepped once below
     )  # fmt: skip
     main = accelerator.is_main_process
-    if accelerator.num_processes != launched:
-        raise TrainingError(
-            f"launched as {launched} processes but accelerate set up {accelerator.num_processes}; "
-            "for CPU processes set ACCELERATE_USE_CPU=1 before the launch"
-        )
+    mismatch = process_mismatch(accelerator)
+    if mismatch:
+        raise TrainingError(mismatch)
 
     data = load_training_data(config)
     run = {"settings": config.trajectory(), "training_sets": {t: d.sources for t, d in data.items()}}
