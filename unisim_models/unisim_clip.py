@@ -25,12 +25,14 @@ from unisim_models.encoders import load_encoder
 from unisim_models.gathered import GatheredModel, Plan, batch_size_for, check_model_args, decode, image_bytes
 from unisim_tasks.tasks.prompts import letter
 
+
 def _decode_workers(num_workers, device: torch.device) -> int:
     """Image decode + preprocess worker processes per rank. Default: one per core of this rank (the
     machine's cores shared among its ranks) beyond the one running the forwards, at most 4. With 2
     cores or fewer: none on the CPU, where the forward already keeps both cores busy and a worker
-    only takes time from it (benchmarks/clip_throughput.py: 1.20x the pure forward time with 2
-    workers, 1.07x without), and one on an accelerator, whose forward leaves the CPU free."""
+    only takes time from it (benchmarks/clip_throughput.py, all-distinct data on 2 cores: end to
+    end 1.07-1.20x the pure forward time without workers, 1.14x with one, 1.23-1.25x with two),
+    and one on an accelerator, whose forward leaves the CPU free."""
     if num_workers is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         cores //= int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
