@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import datasets
@@ -35,6 +36,13 @@ def write_image(path: Path, color, size=(8, 8)) -> Path:
     fmt = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
     path.write_bytes(image_bytes(color, size, fmt))
     return path
+
+
+def write_tarball(folder: Path, archive: Path) -> Path:
+    """``archive`` (gzipped if it ends in .gz) holding ``folder`` as its top folder, as the raw releases are packed."""
+    with tarfile.open(archive, "w:gz" if archive.name.endswith(".gz") else "w") as tar:
+        tar.add(folder, arcname=folder.name)
+    return archive
 
 
 def write_corrupt(path: Path) -> Path:

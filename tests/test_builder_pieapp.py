@@ -1,11 +1,10 @@
 import json
-import tarfile
 from itertools import combinations
 from pathlib import Path
 
 import pytest
 
-from tests.rawfix import color_of, load, pixel, prepare, run_cli, write_image
+from tests.rawfix import color_of, load, pixel, prepare, run_cli, write_image, write_tarball
 
 REFS = {"test": (161, 162), "train": (1, 2)}
 DISTORTIONS = ("jpeg2000Compression_1", "softFocus_1", "poissonNoise_1", "superResPeleg_2")  # k = 1..4
@@ -146,9 +145,7 @@ def test_pieapp_folder_may_be_named_pie_app_as_the_authors_loaders_read_it(tmp_p
     assert prepare("--dataset", "pieapp", "--raw-dir", make_raw(reference), "--data-dir", reference / "d") == 0
     raw = make_raw(tmp_path, folder="pie_app")
     if given == "tarball":
-        with tarfile.open(tmp_path / "pie-app.tar", "w") as tar:
-            tar.add(raw / "pie_app", arcname="pie_app")
-        raw = tmp_path / "pie-app.tar"
+        raw = write_tarball(raw / "pie_app", tmp_path / "pie-app.tar")
     done = run_cli("prepare", "--dataset", "all" if given == "all" else "pieapp", "--raw-dir", raw,
                    "--data-dir", tmp_path / "d")
     assert done.returncode == 0, done.stderr

@@ -4,17 +4,13 @@ The subprocesses run with file permissions enforced (``rawfix.permissions_held``
 without write permission refuses writes also when the tests run as root.
 """
 
-import tarfile
-
-from tests.rawfix import prepare, read_only, run_cli, run_python
+from tests.rawfix import prepare, read_only, run_cli, run_python, write_tarball
 from tests.test_builder_kadid10k import make_raw
 
 
 def test_prepared_data_is_read_and_rerun_from_a_read_only_data_dir(tmp_path):
     raw = make_raw(tmp_path)
-    archive = tmp_path / "kadid10k.tar"
-    with tarfile.open(archive, "w") as tar:
-        tar.add(raw / "kadid10k", arcname="kadid10k")
+    archive = write_tarball(raw / "kadid10k", tmp_path / "kadid10k.tar")
     data = tmp_path / "d"
     assert prepare("--dataset", "kadid10k", "--raw-dir", archive, "--data-dir", data) == 0
     assert prepare("--dataset", "mini", "--data-dir", data) == 0

@@ -5,14 +5,8 @@ import tarfile
 
 import pytest
 
-from tests.rawfix import load, run_cli
+from tests.rawfix import load, run_cli, write_tarball
 from tests.test_builder_kadid10k import make_raw
-
-
-def write_tarball(raw, archive):
-    with tarfile.open(archive, "w:gz" if archive.name.endswith(".gz") else "w") as tar:
-        tar.add(raw / "kadid10k", arcname="kadid10k")
-    return archive
 
 
 def damage(archive, how):
@@ -35,7 +29,7 @@ def damage(archive, how):
 @pytest.mark.parametrize("how", ["cut in data", "cut between members", "damaged header", "gzip cut"])
 def test_damaged_tarball_is_refused_in_one_line_and_nothing_of_it_is_reused(tmp_path, how):
     raw = make_raw(tmp_path)
-    archive = write_tarball(raw, tmp_path / ("kadid10k.tar.gz" if how == "gzip cut" else "kadid10k.tar"))
+    archive = write_tarball(raw / "kadid10k", tmp_path / ("kadid10k.tar.gz" if how == "gzip cut" else "kadid10k.tar"))
     complete = archive.read_bytes()
     damage(archive, how)
     args = ["prepare", "--dataset", "kadid10k", "--raw-dir", archive, "--data-dir", tmp_path / "d"]
@@ -52,13 +46,13 @@ def test_damaged_tarball_is_refused_in_one_line_and_nothing_of_it_is_reused(tmp_
 
 def test_replaced_tarball_is_extracted_afresh(tmp_path):
     raw = make_raw(tmp_path)
-    archive = write_tarball(raw, tmp_path / "kadid10k.tar")
+    archive = write_tarball(raw / "kadid10k", tmp_path / "kadid10k.tar")
     args = ["prepare", "--dataset", "kadid10k", "--raw-dir", archive, "--data-dir", tmp_path / "d"]
     assert run_cli(*args).returncode == 0
     dmos = raw / "kadid10k" / "dmos.csv"
     rows = dmos.read_text().splitlines()
     dmos.write_text("\n".join(r for r in rows if not r.startswith("I74_")) + "\n")  # one reference fewer
-    write_tarball(raw, archive)
+    write_tarball(raw / "kadid10k", archive)
     done = run_cli(*args)
     assert done.returncode == 1 and "--overwrite" in done.stderr  # the new release is seen as different
     done = run_cli(*args, "--overwrite")

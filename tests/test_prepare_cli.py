@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rawfix import load, prepare, run_cli, write_corrupt
+from tests.rawfix import load, prepare, run_cli, write_corrupt, write_tarball
 from tests.test_builder_kadid10k import make_raw
 from tests.test_builder_nights import make_raw as make_nights
 from unisim_tasks.data import store
@@ -112,9 +112,7 @@ def test_interrupted_build_never_looks_prepared(tmp_path, monkeypatch):
 
 def test_tarball_is_extracted_and_built(tmp_path):
     raw = make_raw(tmp_path)
-    archive = tmp_path / "kadid10k.tar"
-    with tarfile.open(archive, "w") as tar:
-        tar.add(raw / "kadid10k", arcname="kadid10k")
+    archive = write_tarball(raw / "kadid10k", tmp_path / "kadid10k.tar")
     assert prepare("--dataset", "kadid10k", "--raw-dir", archive, "--data-dir", tmp_path / "d") == 0
     assert len(load(tmp_path / "d", "iqa_kadid10k")[0]) == 60
 
