@@ -196,11 +196,9 @@ class GatheredModel(lmms):
             if task in self._measured_galleries:
                 continue
             keys = list(dict.fromkeys(self._gallery(task)[1]))
-            if self.world_size == 1:
-                self._measure_images([k for k in keys if k not in self._features])
-            else:
-                share = keys[self.rank :: self.world_size]
-                self._measure_images([k for k in share if k not in self._features])
+            share = keys[self.rank :: self.world_size]
+            self._measure_images([k for k in share if k not in self._features])
+            if self.world_size > 1:
                 eval_logger.info(f"{self.name}: rank {self.rank} encodes {len(share)} of the {len(keys)} gallery images of {task}")
                 shares = [None] * self.world_size
                 torch.distributed.all_gather_object(shares, (share, [self._features[k] for k in share]))

@@ -54,9 +54,7 @@ class UniSimClassic(GatheredModel):
 
     # -- measuring -------------------------------------------------------------------------------
     def _images_to_measure(self, plan: Plan) -> list[str]:
-        if plan.doc["task"] not in _FEATURE_TASKS:
-            return []
-        return [k for keys in plan.images.values() for k in keys]
+        return super()._images_to_measure(plan) if plan.doc["task"] in _FEATURE_TASKS else []
 
     def _measure_images(self, keys: list[str]) -> None:
         quiet = {"disable": True} if self.rank != 0 or not keys else {}
