@@ -9,6 +9,12 @@ def launched_processes() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def cores_per_process() -> int:
+    """This process's share of the cores it may run on (shared with the other ranks on its node)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
 def use_cpu_processes_without_cuda() -> None:
     """A multi-process launch on a machine without CUDA is CPU data parallelism: tell accelerate.
 

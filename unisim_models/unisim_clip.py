@@ -14,13 +14,13 @@ encoded once for all tasks that use them. Images are decoded and preprocessed ba
 from __future__ import annotations
 
 import json
-import os
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from unisim_models import scoring
+from unisim_models.distributed import cores_per_process
 from unisim_models.encoders import load_encoder
 from unisim_models.gathered import GatheredModel, Plan, batch_size_for, check_model_args, decode, image_bytes
 from unisim_tasks.tasks.prompts import letter
@@ -34,8 +34,7 @@ def _decode_workers(num_workers, device: torch.device) -> int:
     end 1.07-1.20x the pure forward time without workers, 1.14x with one, 1.23-1.25x with two),
     and one on an accelerator, whose forward leaves the CPU free."""
     if num_workers is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        cores //= int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        cores = cores_per_process()
         if cores <= 2:
             return 0 if device.type == "cpu" else 1
         return min(4, cores - 1)

@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from unisim_models.distributed import process_mismatch, use_cpu_processes_without_cuda
+from unisim_models.distributed import cores_per_process, process_mismatch, use_cpu_processes_without_cuda
 
 from .config import TrainConfig, TrainingError
 from .data import MicroBatches, build_plan, load_training_data
@@ -45,8 +45,7 @@ _STEP_DIR = "step-{:08d}"
 
 def default_workers() -> int:
     """Decode workers per process: this process's share of the cores minus one for the loop, at most 8."""
-    cores = len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(0, min(8, cores - 1))
+    return max(0, min(8, cores_per_process() - 1))
 
 
 def checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
