@@ -6,8 +6,9 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 
-def pytest_report_header(config):
-    """The resolved versions CI ran with, so a break by a new dependency release is easy to pin down."""
+def pytest_terminal_summary(terminalreporter):
+    """The resolved versions CI ran with, so a break by a new dependency release is easy to pin down
+    (a summary hook, since ``-q`` hides the report header)."""
     from importlib.metadata import PackageNotFoundError, version
 
     names = ("lmms-eval", "filelock", "torch", "transformers", "datasets", "open_clip_torch", "peft", "accelerate")
@@ -17,4 +18,4 @@ def pytest_report_header(config):
             found.append(f"{name} {version(name)}")
         except PackageNotFoundError:
             found.append(f"{name} absent")
-    return "dependencies: " + ", ".join(found)
+    terminalreporter.write_line("dependencies: " + ", ".join(found))
