@@ -8,9 +8,22 @@ OOO: the image outside the most similar pair. IR: the gallery sorted by similari
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
 IQA_MODES = ("naive", "clip-iqa", "both")
+QUALITY_MODES = ("naive", "clip-iqa")
+# What each task compares: (reference, alternatives) as "image" / "text" embeddings. IQA / PAA's
+# reference is the prompt triple of ``prompts_for`` (naive, positive, negative); OOO has none.
+REFERENCE_AND_ALTERNATIVES = {
+    "img2afc": ("image", "image"),
+    "it2afc": ("text", "image"),
+    "text2afc": ("image", "text"),
+    "iqa": ("text", "image"),
+    "paa": ("text", "image"),
+    "ooo": (None, "image"),
+}
 # The paper's reference prompts (App. C) for the naive approach, per IQA / PAA attribute.
 NAIVE_PROMPTS = {
     "quality": "A high quality photo.",
@@ -35,8 +48,47 @@ def attribute_of(doc: dict) -> str:
 
 def prompts_for(doc: dict) -> list[str]:
     """The text prompts an IQA / PAA sample is scored against."""
-    attribute = attribute_of(doc)
+    return attribute_prompts(attribute_of(doc))
+
+
+def attribute_prompts(attribute: str) -> list[str]:
+    """The naive prompt and the CLIP-IQA antonym pair of ``"quality"`` or a PAA attribute."""
+    if attribute not in NAIVE_PROMPTS:
+        raise ValueError(f"unknown attribute {attribute!r}; one of {', '.join(NAIVE_PROMPTS)}")
     return [NAIVE_PROMPTS[attribute], *ANTONYM_PROMPTS[attribute]]
+
+
+@dataclass
+class Judgement:
+    """How a model decided one sample: ``choice`` indexes the alternatives (None: a generative
+    model's answer that names none); ``scores`` are the numbers it chose by, per name."""
+
+    choice: int | None
+    scores: dict[str, list[float]] = field(default_factory=dict)
+    choices: dict[str, int] = field(default_factory=dict)  # IQA / PAA: the choice of each mode
+    response: str | None = None  # a generative model's text
+
+
+def judge(
+    task: str, alternatives: torch.Tensor, reference: torch.Tensor | None = None, *,
+    logit_scale: float = 100.0, modes: tuple[str, ...] = ("naive",),
+) -> Judgement:
+    """An encoder's decision from embeddings, per ``REFERENCE_AND_ALTERNATIVES``: the alternatives'
+    rows, and the reference's (one row; for IQA / PAA the three rows of ``attribute_prompts``).
+    IQA / PAA: ``choice`` is the first of ``modes``; ``choices`` holds each mode's."""
+    if task not in REFERENCE_AND_ALTERNATIVES:
+        raise ValueError(f"no encoder rule for task {task!r}; one of {', '.join(REFERENCE_AND_ALTERNATIVES)}")
+    if task == "ooo":
+        odd, pair_sims = odd_one_out(alternatives)
+        return Judgement(odd, {"pair_similarities": pair_sims})
+    if task in ("iqa", "paa"):
+        scores = quality_scores(alternatives, reference, logit_scale)
+        choices = {m: quality_choice(scores, m) for m in modes}
+        if "clip-iqa" not in modes:
+            del scores["clip-iqa"], scores["clip-iqa-logit"]
+        return Judgement(choices[modes[0]], scores, choices)
+    similarity = cos(reference, alternatives)[0].tolist()
+    return Judgement(argmax(similarity), {"similarity": similarity})
 
 
 def cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -139,27 +139,27 @@ class UniSimCLIP(GatheredModel):
             uids, keys = self._galleries[plan.gallery]
             sims = scoring.cos(self._images(plan.images["ref_image"]), self._images(keys))[0]
             return json.dumps([uids[i] for i in scoring.ranking(sims)])
-        alternatives = plan.images["images"]
-        if kind == "img2afc":
-            scores = scoring.cos(self._images(plan.images["ref_image"]), self._images(alternatives))[0].tolist()
-        elif kind == "it2afc":
-            scores = scoring.cos(self._texts(plan.texts), self._images(alternatives))[0].tolist()
-        elif kind == "text2afc":
-            scores = scoring.cos(self._images(plan.images["ref_image"]), self._texts(plan.texts))[0].tolist()
-        elif kind == "ooo":
-            odd, pair_sims = scoring.odd_one_out(self._images(alternatives))
-            return json.dumps({"answer": letter(odd), "pair_similarities": pair_sims})
-        elif kind in ("iqa", "paa"):
-            return self._quality_answer(plan, alternatives)
-        else:
+        if kind not in scoring.REFERENCE_AND_ALTERNATIVES:
             raise ValueError(f"unisim_clip: unknown task type {kind!r} in {doc['uid']}")
-        return json.dumps({"answer": letter(scoring.argmax(scores)), "scores": scores})
+        ref_kind, alt_kind = scoring.REFERENCE_AND_ALTERNATIVES[kind]
 
-    def _quality_answer(self, plan: Plan, alternatives: list[str]) -> str:
-        per_mode = scoring.quality_scores(self._images(alternatives), self._texts(plan.texts), self.encoder.logit_scale)
-        modes = ("naive", "clip-iqa") if self.iqa_mode == "both" else (self.iqa_mode,)
-        choices = {m: letter(scoring.quality_choice(per_mode, m)) for m in modes}
-        if "clip-iqa" not in modes:
-            del per_mode["clip-iqa"], per_mode["clip-iqa-logit"]
-        # with both, the answer is the naive one; choices lets a leaderboard report the better mode
-        return json.dumps({"answer": choices[modes[0]], "choices": choices, "scores": per_mode})
+        def embeddings(side: str, image_field: str) -> torch.Tensor:
+            return self._texts(plan.texts) if side == "text" else self._images(plan.images[image_field])
+
+        alternatives = embeddings(alt_kind, "images")
+        reference = embeddings(ref_kind, "ref_image") if ref_kind else None
+        modes = scoring.QUALITY_MODES if self.iqa_mode == "both" else (self.iqa_mode,)
+        return answer_json(scoring.judge(kind, alternatives, reference, logit_scale=self.encoder.logit_scale, modes=modes))
+
+
+def answer_json(judgement: scoring.Judgement) -> str:
+    """``unisim_clip``'s answer: the chosen letter and the scores it chose by (``--log_samples``)."""
+    out = {"answer": letter(judgement.choice)}
+    if judgement.choices:  # IQA / PAA: with both modes, the answer is the naive one; a report can take the better
+        out["choices"] = {m: letter(c) for m, c in judgement.choices.items()}
+        out["scores"] = judgement.scores
+    elif "similarity" in judgement.scores:
+        out["scores"] = judgement.scores["similarity"]
+    else:
+        out.update(judgement.scores)
+    return json.dumps(out)

@@ -27,16 +27,12 @@ from torch.utils.data import Dataset
 from unisim_tasks.data.builder import get_builder
 from unisim_tasks.data.sampling import Sampler
 from unisim_tasks.data.store import MANIFEST, NotPreparedError, data_root, prepare_command, prepared_folder
+from unisim_models.scoring import REFERENCE_AND_ALTERNATIVES
 
-from .config import TrainConfig, TrainingError
+from .config import CORE_TASKS, TrainConfig, TrainingError
 
 # (reference, alternatives) of each task: what an index in a batch's "ref" / "alt" points into
-TASK_KINDS = {
-    "img2afc": ("image", "image"),
-    "it2afc": ("text", "image"),
-    "text2afc": ("image", "text"),
-    "iqa": ("text", "image"),
-}
+TASK_KINDS = {task: REFERENCE_AND_ALTERNATIVES[task] for task in CORE_TASKS}
 _COLUMNS = {
     "img2afc": ["ref_image", "images", "label"],
     "it2afc": ["ref_text", "images", "label"],
