@@ -14,12 +14,13 @@ encoded once for all tasks that use them. Images are decoded and preprocessed ba
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from unisim_models import scoring
+from unisim_models import presets, scoring
 from unisim_models.distributed import cores_per_process
 from unisim_models.encoders import load_encoder
 from unisim_models.gathered import GatheredModel, Plan, batch_size_for, check_model_args, decode, image_bytes
@@ -45,6 +46,20 @@ def _decode_workers(num_workers, device: torch.device) -> int:
     if value < 0:
         raise ValueError("unisim_clip: num_workers must be >= 0")
     return value
+
+
+def _encoder_args(model, pretrained, model_config, hf_model, lora) -> dict:
+    """``load_encoder``'s arguments; ``model=`` may be a preset (``unisim_vit_b_32``, ...) or a model
+    folder (a trainer's output, an HF CLIP / SigLIP folder) instead of an open_clip name."""
+    if model is None or not (presets.is_preset(model) or Path(model).expanduser().is_dir()):
+        return {"model": model, "pretrained": pretrained, "model_config": model_config, "hf_model": hf_model, "lora": lora}
+    extra = [k for k, v in (("pretrained", pretrained), ("model_config", model_config), ("hf_model", hf_model)) if v]
+    if extra:
+        raise ValueError(f"unisim_clip: model={model} names a whole encoder; leave out {', '.join(extra)}")
+    resolved = presets.resolve(model, lora)
+    if resolved.encoder_args is None:
+        raise ValueError(f"unisim_clip: {model} is an LLaVA model, not an encoder: evaluate it with --model llava_hf")
+    return resolved.encoder_args
 
 
 class _Pixels(Dataset):
@@ -87,10 +102,8 @@ class UniSimCLIP(GatheredModel):
         self.iqa_mode = iqa_mode
         self.batch_size = batch_size_for(batch_size, self.device, self.name)
         self.num_workers = _decode_workers(num_workers, self.device)
-        self.encoder = load_encoder(
-            model=model, pretrained=pretrained, model_config=model_config, hf_model=hf_model, lora=lora,
-            device=self._device_name, dtype=dtype,
-        )  # fmt: skip
+        args = _encoder_args(model, pretrained, model_config, hf_model, lora)
+        self.encoder = load_encoder(**args, device=self._device_name, dtype=dtype)
         self._log_placement(f"images / texts per forward, {self.num_workers} image decode workers")
 
     # -- encoding ------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from unisim_models.distributed import cores_per_process, process_mismatch, use_cpu_processes_without_cuda
+from unisim_models.presets import TRAINER_METADATA
 
 from .config import TrainConfig, TrainingError
 from .data import MicroBatches, build_plan, load_training_data
@@ -37,7 +38,6 @@ from .model import UniSimLoss, add_lora, load_base
 from .validation import check_prepared
 
 RUN_FILE = "run.json"
-METADATA_FILE = "unisim_training.json"
 CHECKPOINTS = "checkpoints"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 _STEP_DIR = "step-{:08d}"
@@ -265,7 +265,7 @@ def _validate(accelerator, model, config: TrainConfig, step: int) -> None:
 
 
 def _write_result(clip, processor, config: TrainConfig, run: dict, out: Path, steps: int, plan, world_size: int) -> None:
-    for name in (METADATA_FILE, *reversed(ADAPTER_FILES)):  # weights first: the folder stops loading at once
+    for name in (TRAINER_METADATA, *reversed(ADAPTER_FILES)):  # weights first: the folder stops loading at once
         (out / name).unlink(missing_ok=True)
     staging = out / ".adapter.partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -283,7 +283,7 @@ def _write_result(clip, processor, config: TrainConfig, run: dict, out: Path, st
         "versions": _versions(),
         "evaluate": f"lmms-eval --model unisim_clip --model_args hf_model={config.base_model},lora={out} --tasks unisim_core",
     }
-    (out / METADATA_FILE).write_text(json.dumps(metadata, indent=1, sort_keys=True))
+    (out / TRAINER_METADATA).write_text(json.dumps(metadata, indent=1, sort_keys=True))
     for name in ADAPTER_FILES:
         os.replace(staging / name, out / name)
     shutil.rmtree(staging, ignore_errors=True)
