@@ -1,4 +1,5 @@
-"""The ``unisim-bench`` command: ``prepare`` datasets from their raw releases, ``info`` on what is prepared."""
+"""The ``unisim-bench`` command: ``prepare`` datasets from their raw releases, ``info`` on what is
+prepared, ``presets`` and ``score`` for the metrics."""
 
 from __future__ import annotations
 
@@ -215,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="list prepared datasets and their sample counts")
     p.add_argument("--data-dir", type=Path)
     p.set_defaults(func=cmd_info)
+
+    from unisim_models.metric_cli import add_commands  # the metric commands, over unisim_models' API
+
+    add_commands(sub)
     return parser
 
 
