@@ -152,9 +152,13 @@ class EncoderMetric:
     def odd_one_out(self, images):
         """Which of three images is the odd one (outside the most similar pair)."""
         batch = images.ndim == 5 if isinstance(images, torch.Tensor) else not _is_one_image(images[0])
-        if batch:
-            return [self._odd(_images(triple)) for triple in images]
-        return self._odd(_images(images))
+        triples = [_images(t) for t in images] if batch else [_images(images)]
+        for triple in triples:
+            if len(triple) != 3:
+                raise ValueError(f"odd_one_out takes three images, got {len(triple)}")
+        embedded = self._embed_images([im for t in triples for im in t])
+        judged = [scoring.judge("ooo", embedded[3 * i : 3 * i + 3]) for i in range(len(triples))]
+        return judged if batch else judged[0]
 
     def similarity(self, x, y):
         """Cosine similarity of ``x`` and ``y``, each an image or a text; for two lists, of each pair."""
@@ -172,23 +176,21 @@ class EncoderMetric:
     def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
         return self._embed_texts(list(texts))
 
-    def _odd(self, triple: list) -> Judgement:
-        if len(triple) != 3:
-            raise ValueError(f"odd_one_out takes three images, got {len(triple)}")
-        return scoring.judge("ooo", self._embed_images(triple))
-
     def _judge_all(self, task: str, groups: list[list], references: list) -> list[Judgement]:
         """Judge each sample: its alternatives (a group) against its reference."""
         for alts in groups:
             if len(alts) < 2:
                 raise ValueError(f"{task}: at least two alternatives per sample, got {len(alts)}")
         ref_kind, alt_kind = scoring.REFERENCE_AND_ALTERNATIVES[task]
-        flat = [x for alts in groups for x in alts]
-        alt_emb = self._embed_texts(flat) if alt_kind == "text" else self._embed_images(flat)
-        ref_emb = self._embed_texts(references) if ref_kind == "text" else self._embed_images(references)
-        out, start = [], 0
+        items = {"image": [], "text": []}  # one embedding call per kind: an image shared by both sides once
+        items[ref_kind] += references
+        start = len(items[alt_kind])
+        items[alt_kind] += [x for alts in groups for x in alts]
+        embedded = {"image": self._embed_images(items["image"]), "text": self._embed_texts(items["text"])}
+        out = []
         for i, alts in enumerate(groups):
-            out.append(scoring.judge(task, alt_emb[start : start + len(alts)], ref_emb[i : i + 1]))
+            ref = embedded[ref_kind][i : i + 1]
+            out.append(scoring.judge(task, embedded[alt_kind][start : start + len(alts)], ref))
             start += len(alts)
         return out
 
@@ -229,4 +231,4 @@ class EncoderMetric:
         for start in range(0, len(distinct), self.batch_size):
             chunk = distinct[start : start + self.batch_size]
             features.update(zip(chunk, self.encoder.encode_texts(chunk)))
-        return torch.stack([features[t] for t in texts])
+        return torch.stack([features[t] for t in texts]) if texts else torch.zeros(0, self._dim())
