@@ -4,6 +4,8 @@ Layout: ``$UNISIM_DATA_DIR/<eval set>/<split>/`` (the bundled mini benchmark und
 ``$UNISIM_DATA_DIR/mini/<eval set>/test/``), each an HF ``DatasetDict`` folder (``save_to_disk``
 format) whose parts are ``samples``, or ``queries`` and ``gallery`` for IR, plus ``manifest.json``. A build is written to ``<split>.partial`` and renamed into
 place only once complete, so an interrupted build never looks prepared.
+
+Sets are written in a form that datasets 3.x and datasets >= 4 both load (see ``_portable``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import pyarrow as pa
 from datasets.arrow_writer import ArrowWriter
 from filelock import FileLock
 from tqdm.auto import tqdm
@@ -146,9 +149,45 @@ def _write_part(records, features, ctx: BuildContext, limit: int | None, dest: P
             if not was_disabled:
                 datasets.utils.enable_progress_bars()
         del ds
+        _record_portable_features(dest)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return kept
+
+
+def _portable(features: Any) -> Any:
+    """Serialised features in the form datasets 3.x writes, which datasets >= 4 reads back unchanged:
+    datasets 4 renamed ``Sequence`` to ``List``, a type 3.x does not know, but still reads ``Sequence``
+    as ``List``. (No list of ours holds a dict, which 3.x's ``Sequence`` would make a dict of lists.)"""
+    if isinstance(features, list):
+        return [_portable(f) for f in features]
+    if not isinstance(features, dict):
+        return features
+    out = {k: _portable(v) for k, v in features.items()}
+    if out.get("_type") == "List":
+        out["_type"] = "Sequence"
+    return out
+
+
+def _record_portable_features(part: Path) -> None:
+    """Rewrite the features a saved part records, in dataset_info.json and each arrow file's schema
+    (both are parsed on loading), in the ``_portable`` form; nothing to do under datasets 3.x."""
+    info_file = part / "dataset_info.json"
+    info = json.loads(info_file.read_text())
+    if _portable(info["features"]) == info["features"]:
+        return
+    info_file.write_text(json.dumps({**info, "features": _portable(info["features"])}, indent=2))
+    for shard in sorted(part.glob("*.arrow")):
+        rewritten = shard.with_name(shard.name + ".tmp")
+        with pa.memory_map(str(shard)) as source:
+            reader = pa.ipc.open_stream(source)
+            hf = json.loads(reader.schema.metadata[b"huggingface"])
+            hf["info"]["features"] = _portable(hf["info"]["features"])
+            schema = reader.schema.with_metadata({**reader.schema.metadata, b"huggingface": json.dumps(hf)})
+            with pa.OSFile(str(rewritten), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+                for batch in reader:
+                    writer.write_batch(batch)
+        rewritten.replace(shard)
 
 
 def _sha256(path: Path) -> str | None:
@@ -296,6 +335,8 @@ def _build(builder, eval_set, split, seed, count, params, identity, raw_root, de
             "malformed_count": len(ctx.report.malformed),
             "malformed": ctx.report.malformed,
             "raw_files": dict(sorted(raw.files.items())) if raw else {},
+            "datasets_version": datasets.__version__,
+            "pyarrow_version": pa.__version__,
         }
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
         if dest.exists():
