@@ -5,7 +5,10 @@ Layout: ``$UNISIM_DATA_DIR/<eval set>/<split>/`` (the bundled mini benchmark und
 format) whose parts are ``samples``, or ``queries`` and ``gallery`` for IR, plus ``manifest.json``. A build is written to ``<split>.partial`` and renamed into
 place only once complete, so an interrupted build never looks prepared.
 
-Sets are written in a form that datasets 3.x and datasets >= 4 both load (see ``_portable``).
+Sets are written in a form that datasets 3.x and datasets >= 4 both load (see ``_portable``); a set
+whose features the running ``datasets`` cannot parse (one written by an earlier unisim-bench under
+datasets >= 4, read under 3.x) is rebuilt by ``prepare``, rebuilt on use if it is a mini set, and
+otherwise an ``UnreadableSetError``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ _QUOTED = 3  # bad rows and skipped items quoted in the error when no record cou
 
 class NotPreparedError(FileNotFoundError):
     pass
+
+
+class UnreadableSetError(NotPreparedError):
+    """A prepared set whose features the running ``datasets`` cannot parse."""
 
 
 class AlreadyPreparedError(FileExistsError):
@@ -190,6 +197,16 @@ def _record_portable_features(part: Path) -> None:
         rewritten.replace(shard)
 
 
+def _unknown_features(folder: Path) -> str | None:
+    """Why the running ``datasets`` cannot parse the features a prepared set records; None if it can."""
+    for info_file in sorted(folder.glob("*/dataset_info.json")):
+        try:
+            datasets.Features.from_dict(json.loads(info_file.read_text())["features"])
+        except ValueError as e:
+            return f"{info_file.parent.name}: {e}"
+    return None
+
+
 def _sha256(path: Path) -> str | None:
     h = hashlib.sha256()
     try:
@@ -242,10 +259,11 @@ def build_eval_set(
 ) -> tuple[str, dict]:
     """Build one evaluation set; returns ``("built" | "unchanged", manifest)``.
 
-    A set prepared from the same inputs is found without a lock or any write, so prepared data
-    works from a read-only data dir. Concurrent builds of the same set (several ranks of one
-    lmms-eval run) wait for each other, so the later ones find it prepared. A failed build removes
-    its lock file and the folders it created.
+    A set prepared from the same inputs, in a form the running ``datasets`` reads, is found without a
+    lock or any write, so prepared data works from a read-only data dir; one it cannot read is
+    rebuilt. Concurrent builds of the same set (several ranks of one lmms-eval run) wait for each
+    other, so the later ones find it prepared. A failed build removes its lock file and the folders
+    it created.
     """
     count = builder.outputs[split][eval_set] if num_samples is None else num_samples
     if count <= 0:
@@ -287,7 +305,7 @@ def _prepared_as(dest: Path, identity: dict, raw_root: Path | None, overwrite: b
     if existing is None:
         return None
     if _same_inputs(existing, identity, raw_root):
-        return existing
+        return existing if _unknown_features(dest) is None else None
     if not overwrite:
         raise AlreadyPreparedError(
             f"{dest} was prepared from different inputs (seed, parameters, builder version or raw "
@@ -377,18 +395,35 @@ def prepare_command(builder: Builder, split: str) -> str:
 def prepared_folder(
     eval_set: str, split: str = "test", data_dir: str | os.PathLike | None = None, mini: bool = False
 ) -> Path:
-    """The folder of a prepared evaluation set. The bundled mini sets are built here when missing;
-    any other missing set is an error that names the command preparing it."""
+    """The folder of a prepared evaluation set. The bundled mini sets are built here when missing or
+    unreadable by the running ``datasets``; any other such set is an error that names the command
+    preparing it."""
     from .builder import builder_for_eval_set, get_builder
 
     root = data_root(data_dir)
     folder = eval_set_dir(root, eval_set, split, mini=mini)
-    if read_manifest(folder) is not None:
+    manifest = read_manifest(folder)
+    unknown = None if manifest is None else _unknown_features(folder)
+    if manifest is not None and unknown is None:
         return folder
     builder = get_builder(MINI) if mini else builder_for_eval_set(eval_set)[0]
     if mini and eval_set in builder.outputs.get(split, {}):
-        build_eval_set(builder, eval_set, split, raw_root=None, root=root)
+        # an unreadable one is rebuilt as it was prepared, also if by an earlier builder version
+        again = {} if manifest is None else {
+            "seed": manifest["seed"], "num_samples": manifest["params"]["num_samples"],
+            "params": manifest["params"], "overwrite": True,
+        }  # fmt: skip
+        build_eval_set(builder, eval_set, split, raw_root=None, root=root, **again)
         return folder
+    if unknown is not None:
+        version = manifest.get("datasets_version")
+        writer = f"datasets {version}" if version else "an unrecorded datasets version"
+        raise UnreadableSetError(
+            f"UniSim-Bench evaluation set {eval_set!r} ({split}) under {root} was written by {writer}, "
+            f"which this datasets {datasets.__version__} cannot read ({unknown}). Prepare it "
+            f"again with this datasets: {prepare_command(builder, split)} --overwrite; or use another "
+            f"UNISIM_DATA_DIR for this environment."
+        )
     raise NotPreparedError(
         f"UniSim-Bench evaluation set {eval_set!r} ({split}) is not prepared under {root}. "
         f"Run: {prepare_command(builder, split)}"
