@@ -26,7 +26,9 @@ from torch.utils.data import Dataset
 
 from unisim_tasks.data.builder import get_builder
 from unisim_tasks.data.sampling import Sampler
-from unisim_tasks.data.store import MANIFEST, NotPreparedError, data_root, prepare_command, prepared_folder
+from unisim_tasks.data.store import (
+    MANIFEST, NotPreparedError, UnreadableSetError, data_root, prepare_command, prepared_folder,
+)  # fmt: skip
 from unisim_models.scoring import REFERENCE_AND_ALTERNATIVES
 
 from .config import CORE_TASKS, TrainConfig, TrainingError
@@ -57,6 +59,8 @@ def load_training_data(config: TrainConfig) -> dict[str, TaskData]:
         for eval_set in config.eval_sets(task):
             try:
                 folders[eval_set] = prepared_folder(eval_set, "train", data_dir=root)
+            except UnreadableSetError as e:  # prepared, but by a datasets version this one cannot read
+                raise TrainingError(str(e)) from None
             except NotPreparedError:
                 dataset = eval_set.split("_", 1)[1]
                 command = prepare_command(get_builder(dataset), "train")
