@@ -9,6 +9,9 @@ per byte, so any text round-trips exactly) plus the special tokens ``<|endoftext
 
 Load it with ``--model llava_hf --model_args pretrained=<path>,device_map=cpu``.
 
+``make_tiny_llava_interleave(path)`` writes the same backbones as a ``LlavaForConditionalGeneration``
+with a ``LlavaProcessor`` (the llava-hf LLaVA-Interleave layout), loaded the same way.
+
 Image placement can be checked from a CLI subprocess with the trace hook below: pass
 ``trace_env(trace_file, hook_dir)`` as the subprocess environment; every call of the model's
 ``generate`` then appends one JSON line (input ids, image token id, number of images, image sizes)
@@ -111,15 +114,12 @@ def make_tiny_llava_onevision(
     ``max_new_tokens`` is. Its characters must be distinct ASCII and not ``"\n"``. ``reply=None``
     leaves the model fully random (it then rarely stops before ``max_new_tokens``).
     """
-    import torch
     from transformers import (
         LlavaOnevisionConfig,
         LlavaOnevisionForConditionalGeneration,
         LlavaOnevisionImageProcessor,
         LlavaOnevisionProcessor,
         LlavaOnevisionVideoProcessor,
-        Qwen2Config,
-        SiglipVisionConfig,
     )
 
     path = Path(path)
@@ -130,6 +130,87 @@ def make_tiny_llava_onevision(
 
     tokenizer = _tokenizer()
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    text_config, vision_config = _backbone_configs(tokenizer, ids, image_size, patch_size, hidden_size)
+    config = LlavaOnevisionConfig(
+        text_config=text_config,
+        vision_config=vision_config,
+        image_token_index=ids[IMAGE_TOKEN],
+        video_token_index=ids[VIDEO_TOKEN],
+        vision_feature_select_strategy="full",
+        vision_feature_layer=-1,
+        image_grid_pinpoints=pinpoints,
+        vision_aspect_ratio="anyres_max_9",
+    )
+
+    _save_model(LlavaOnevisionForConditionalGeneration, config, tokenizer, ids, seed, reply, path)
+
+    size = {"height": image_size, "width": image_size}
+    image_processor = LlavaOnevisionImageProcessor(size=size, image_grid_pinpoints=pinpoints, do_pad=True)
+    video_processor = LlavaOnevisionVideoProcessor(size=size)
+    processor = LlavaOnevisionProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=video_processor,
+        num_image_tokens=(image_size // patch_size) ** 2,
+        vision_feature_select_strategy="full",
+        chat_template=template,
+        vision_aspect_ratio="anyres_max_9",
+    )
+    tokenizer.chat_template = template  # the simple llava_hf path reads the tokenizer's template
+    processor.save_pretrained(path)
+    return path
+
+
+def make_tiny_llava_interleave(
+    path: Path,
+    *,
+    seed: int = 0,
+    image_size: int = 28,
+    patch_size: int = 14,
+    hidden_size: int = 32,
+    chat_template: str = "interleaved",
+    reply: str | None = "ok",
+) -> Path:
+    """Write a tiny random LLaVA-Interleave model (``LlavaForConditionalGeneration``, as the
+    llava-hf ``llava-interleave-qwen`` checkpoints are) and its ``LlavaProcessor`` into ``path``.
+
+    Same tokenizer, backbones, ``chat_template`` and ``reply`` as ``make_tiny_llava_onevision``;
+    every image is resized to ``image_size`` squared, so each costs ``(image_size // patch_size) ** 2``
+    image tokens. Trace it with ``target="transformers:LlavaForConditionalGeneration"``.
+    """
+    from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor, SiglipImageProcessor
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    template = CHAT_TEMPLATES.get(chat_template, chat_template)
+
+    tokenizer = _tokenizer()
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    text_config, vision_config = _backbone_configs(tokenizer, ids, image_size, patch_size, hidden_size)
+    config = LlavaConfig(
+        text_config=text_config,
+        vision_config=vision_config,
+        image_token_index=ids[IMAGE_TOKEN],
+        vision_feature_select_strategy="full",
+        vision_feature_layer=-1,
+    )
+    _save_model(LlavaForConditionalGeneration, config, tokenizer, ids, seed, reply, path)
+
+    processor = LlavaProcessor(
+        image_processor=SiglipImageProcessor(size={"height": image_size, "width": image_size}),
+        tokenizer=tokenizer,
+        patch_size=patch_size,
+        vision_feature_select_strategy="full",
+        chat_template=template,
+    )
+    tokenizer.chat_template = template
+    processor.save_pretrained(path)
+    return path
+
+
+def _backbone_configs(tokenizer, ids: dict, image_size: int, patch_size: int, hidden_size: int):
+    """The 1-layer Qwen2 text and SigLIP vision configs both tiny models share."""
+    from transformers import Qwen2Config, SiglipVisionConfig
 
     text_config = Qwen2Config(
         vocab_size=len(tokenizer),
@@ -153,19 +234,14 @@ def make_tiny_llava_onevision(
         patch_size=patch_size,
         vision_use_head=False,
     )
-    config = LlavaOnevisionConfig(
-        text_config=text_config,
-        vision_config=vision_config,
-        image_token_index=ids[IMAGE_TOKEN],
-        video_token_index=ids[VIDEO_TOKEN],
-        vision_feature_select_strategy="full",
-        vision_feature_layer=-1,
-        image_grid_pinpoints=pinpoints,
-        vision_aspect_ratio="anyres_max_9",
-    )
+    return text_config, vision_config
+
+
+def _save_model(model_class, config, tokenizer, ids: dict, seed: int, reply: str | None, path: Path) -> None:
+    import torch
 
     torch.manual_seed(seed)
-    model = LlavaOnevisionForConditionalGeneration(config).eval()
+    model = model_class(config).eval()
     if reply is not None:
         _steer(model, tokenizer, reply)
     gen = model.generation_config
@@ -173,22 +249,6 @@ def make_tiny_llava_onevision(
     gen.eos_token_id = ids["<|im_end|>"]
     gen.pad_token_id = ids["<|endoftext|>"]
     model.save_pretrained(path)
-
-    size = {"height": image_size, "width": image_size}
-    image_processor = LlavaOnevisionImageProcessor(size=size, image_grid_pinpoints=pinpoints, do_pad=True)
-    video_processor = LlavaOnevisionVideoProcessor(size=size)
-    processor = LlavaOnevisionProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        video_processor=video_processor,
-        num_image_tokens=(image_size // patch_size) ** 2,
-        vision_feature_select_strategy="full",
-        chat_template=template,
-        vision_aspect_ratio="anyres_max_9",
-    )
-    tokenizer.chat_template = template  # the simple llava_hf path reads the tokenizer's template
-    processor.save_pretrained(path)
-    return path
 
 
 def _steer(model, tokenizer, reply: str) -> None:
