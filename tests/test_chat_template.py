@@ -131,6 +131,18 @@ def test_main_names_the_files_it_wrote(tmp_path):
     assert main_chat_template(str(folder)) == f"in-order chat template written to {folder / 'chat_template.jinja'}"
 
 
+def test_the_unisim_bench_command_switches_a_folder(tmp_path):
+    from transformers import AutoProcessor
+
+    folder = make_tiny_llava_onevision(tmp_path / "tiny", chat_template="upstream")
+    exe = Path(sys.executable).with_name("unisim-bench")
+    done = subprocess.run([str(exe), "chat-template", str(folder)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("in-order chat template written to "), done.stderr
+    assert AutoProcessor.from_pretrained(folder).chat_template == in_order_template()
+    bad = subprocess.run([str(exe), "chat-template", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "not a saved model folder" in bad.stderr
+
+
 # ---------------------------------------------------------------------------------------------
 # The real lmms-eval CLI, before and after the fix, on both model classes (four runs at once).
 

@@ -190,6 +190,17 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_chat_template(args) -> int:
+    from unisim_models.chat_template import main_chat_template
+
+    try:
+        print(main_chat_template(str(args.model_dir)))
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unisim-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -216,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="list prepared datasets and their sample counts")
     p.add_argument("--data-dir", type=Path)
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser(
+        "chat-template", help="make a saved llava-hf model folder render each image where the prompt's <image> mark is"
+    )
+    p.add_argument("model_dir", type=Path)
+    p.set_defaults(func=cmd_chat_template)
 
     from unisim_models.metric_cli import add_commands  # the metric commands, over unisim_models' API
 
