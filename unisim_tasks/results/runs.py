@@ -14,13 +14,17 @@ numbers on the synthetic mini data are never mixed with real ones.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 RESULTS_SUFFIX = "_results.json"
 MINI_PREFIX = "unisim_mini_"
 PREFIX = "unisim_"
+FAILED_RUN = (
+    "lmms-eval writes its results only when the evaluation succeeds, yet exits with status 0 when it fails: "
+    "the error is in that run's log (its stderr)"
+)
 
 
 class ResultsError(Exception):
@@ -83,16 +87,10 @@ def _results_files(path: Path) -> list[Path]:
             raise ResultsError(f"{path} is not an lmms-eval results file (*{RESULTS_SUFFIX})")
         return [path]
     if not path.is_dir():
-        raise ResultsError(f"{path} does not exist")
+        raise ResultsError(f"{path} does not exist; if it is an lmms-eval --output_path: {FAILED_RUN}")
     files = sorted(path.rglob(f"*{RESULTS_SUFFIX}"))
     if not files:
-        samples = " (it holds samples files: the run stopped before writing its results)" if any(
-            path.rglob("*_samples_*.jsonl")
-        ) else ""
-        raise ResultsError(
-            f"no lmms-eval results file (*{RESULTS_SUFFIX}) under {path}{samples}. lmms-eval exits with "
-            "status 0 even when an evaluation fails: the error is in that run's log (its stderr)"
-        )
+        raise ResultsError(f"no lmms-eval results file (*{RESULTS_SUFFIX}) under {path}; {FAILED_RUN}")
     return files
 
 
