@@ -234,9 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_dir", type=Path)
     p.set_defaults(func=cmd_chat_template)
 
-    from unisim_models.metric_cli import add_commands  # the metric commands, over unisim_models' API
+    # the commands over unisim_models' API: metrics, the UniSim-LL-N instruction data
+    from unisim_models.metric_cli import add_commands as add_metric_commands
+    from unisim_models.training.instructions_cli import add_commands as add_instruction_commands
 
-    add_commands(sub)
+    add_metric_commands(sub)
+    add_instruction_commands(sub)
+
+    from .results.report_cli import add_commands as add_report_commands
+
+    add_report_commands(sub)
     return parser
 
 

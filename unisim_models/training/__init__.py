@@ -8,9 +8,23 @@ step (Eq. 2), data-parallel through accelerate. ``train/clip_lora.py`` is the co
 - ``model``: the base model, LoRA on the vision tower, the loss module the prepared model runs.
 - ``trainer``: the accelerate loop, checkpoints and resume, the adapter and its metadata.
 - ``validation``: periodic held-out accuracy through ``unisim_clip`` and lmms-eval's metric hook.
+
+The UniSim-LL-N side: ``instructions`` (+ ``m4_instruct``, ``instructions_cli``) writes its
+instruction data; ``llnext`` is the DeepSpeed trainer behind ``train/llnext.py``.
 """
 
-from .config import TrainingError, TrainConfig, build_parser, resolve_config
-from .trainer import train
-
 __all__ = ["TrainConfig", "TrainingError", "build_parser", "resolve_config", "train"]
+
+
+def __getattr__(name: str):
+    # lazily: ``unisim-bench`` imports the light command modules of this package (instructions_cli)
+    # on every start, and the trainer pulls in torch, accelerate and transformers
+    if name == "train":
+        from .trainer import train
+
+        return train
+    if name in __all__:
+        from . import config
+
+        return getattr(config, name)
+    raise AttributeError(name)
