@@ -37,6 +37,7 @@ OLD_STACK_TESTS = (
     *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_builder_*.py")),
     "tests/test_data_tarballs.py",
     "tests/test_data_cleanup.py",
+    "tests/test_data_csv_errors.py",
     "tests/test_data_readonly.py",
     "tests/test_prepare_cli.py",
     "tests/test_unisim_classic.py",

@@ -147,6 +147,8 @@ def _write_part(records, features, ctx: BuildContext, limit: int | None, dest: P
                     kept += 1
                     bar.update(1)
             w.finalize()
+        if not kept:  # nothing to save (_build names the empty part); datasets 3.x cannot save an empty image set
+            return 0
         ds = datasets.Dataset.from_file(str(scratch / "data.arrow"))
         was_disabled = datasets.utils.are_progress_bars_disabled()
         datasets.utils.disable_progress_bars()  # our own bar already showed this part's progress
