@@ -23,3 +23,4 @@ def test_wheel_holds_only_the_product_namespaces_with_their_task_files(tmp_path)
     assert any(n.startswith("unisim_tasks/tasks/templates/") and n.endswith(".jinja") for n in names)
     assert "unisim_models/chat_templates/llava_in_order.jinja" in names  # the in-order LLaVA template
     assert "unisim_tasks/results/paper_table6_core.csv" in names  # the paper's rows for the report
+    assert "unisim_tasks/results/page_template.html" in names  # the leaderboard page

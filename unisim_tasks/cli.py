@@ -241,9 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_metric_commands(sub)
     add_instruction_commands(sub)
 
+    from .results.leaderboard_cli import add_commands as add_leaderboard_commands
     from .results.report_cli import add_commands as add_report_commands
 
     add_report_commands(sub)
+    add_leaderboard_commands(sub)
     return parser
 
 
