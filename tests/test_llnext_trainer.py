@@ -23,11 +23,11 @@ import torch
 from PIL import Image
 
 from tests.tiny_llava import image_runs, make_tiny_llava_onevision, read_trace, trace_env
-from tests.tiny_llava_interleave import make_tiny_base, planted_prompt, write_planted_data
+from tests.tiny_llava_interleave import make_tiny_base, write_planted_data
 from unisim_models.training import llnext
 from unisim_models.training.config import TrainingError
 from unisim_models.training.llnext_data import (
-    IGNORE_INDEX, ConversationCollator, ConversationEncoder, Sample, build_dataset, parse_record,
+    IGNORE_INDEX, ConversationCollator, ConversationEncoder, build_dataset, parse_record,
 )  # fmt: skip
 
 REPO = Path(__file__).resolve().parents[1]
@@ -216,10 +216,8 @@ def test_evaluation_prompts_have_every_image_in_place_and_match_the_training_lay
     assert sorted(seen) == sorted(expected)
 
     # a planted training sample's prompt is token for token what lmms-eval sends for the same question
-    encoder = ConversationEncoder(processor)
-    sample = Sample("p", [{"role": "user", "content": planted_prompt()}, {"role": "assistant", "content": "A"}], [])
-    blank = Image.new("RGB", (64, 64))
-    encoded = encoder.encode(sample, [blank, blank])
+    _, _, data, images = tiny
+    encoded = build_dataset(str(data), str(images), ConversationEncoder(processor), 4096, skip_missing_images=False)[0]
     first_learned = encoded["labels"].ne(IGNORE_INDEX).nonzero()[0].item()
     training_prompt = encoded["input_ids"][:first_learned].tolist()
     brightness = [r["input_ids"][0] for r, t in zip(records, seen) if "is brighter" in t]
@@ -300,10 +298,9 @@ def test_the_vision_tower_gets_its_own_learning_rate_in_the_trainers_optimizer(t
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser((llnext.ModelArguments, llnext.DataArguments, llnext.TrainingArguments))
-    _, _, args = parser.parse_args_into_dataclasses(
-        ["--model_name_or_path", str(tiny[1]), "--data_path", "d.json", "--output_dir", str(tmp_path),
-         "--weight_decay", "0.1", "--report_to", "none"]  # fmt: skip
-    )
+    argv = ["--model_name_or_path", str(tiny[1]), "--data_path", "d.json", "--output_dir", str(tmp_path),
+            "--weight_decay", "0.1", "--report_to", "none"]  # fmt: skip
+    _, _, args = parser.parse_args_into_dataclasses(argv)
     model = llnext.load_model(llnext.base_model_class(str(tiny[1])), str(tiny[1]))
     optimizer = llnext.LLNextTrainer(model=model, args=args).create_optimizer()
     group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}

@@ -3,7 +3,9 @@ LLaVA-NeXT trainer's tests, written offline.
 
 ``make_tiny_base(path)`` saves a random ``LlavaForConditionalGeneration`` + ``LlavaProcessor`` (the
 llava-hf LLaVA-Interleave layout: a Qwen2 text model, a SigLIP vision tower, 28x28 images in 14x14
-patches, so 4 tokens an image; one token per byte, see ``tests.tiny_llava``), not steered to any reply.
+patches, so 4 tokens an image; one token per byte, see ``tests.tiny_llava``), not steered to any reply,
+with the images-first chat template the llava-hf checkpoints ship (``chat_template="upstream"``): only
+a trained folder given the in-order template shows lmms-eval's prompts with their images in place.
 
 ``write_planted_data(folder, n)`` writes ``n`` LLaVA conversation records with two images each and
 the Table 7 PAA brightness question (``unisim_tasks.tasks.prompts``), whose answer is "A" when the
@@ -29,7 +31,7 @@ PAA_BRIGHTNESS = {"task": "paa", "images": [None, None], "attribute": "brightnes
 
 def make_tiny_base(path: Path, *, seed: int = 0, hidden_size: int = 64) -> Path:
     """A random tiny LLaVA-Interleave model folder to fine-tune (no reply steering)."""
-    return make_tiny_llava_interleave(Path(path), seed=seed, hidden_size=hidden_size, reply=None)
+    return make_tiny_llava_interleave(Path(path), seed=seed, hidden_size=hidden_size, chat_template="upstream", reply=None)
 
 
 def planted_prompt() -> str:

@@ -50,8 +50,7 @@ VISION_TOWER = "vision_tower"  # the module name of the vision encoder in both c
 @dataclass
 class ModelArguments:
     model_name_or_path: str = field(
-        metadata={"help": "base model: an llava-hf LLaVA-Interleave or LLaVA-OneVision folder or hub id, e.g. "
-                  "llava-hf/llava-interleave-qwen-0.5b-hf"}  # fmt: skip
+        metadata={"help": "base model: an llava-hf LLaVA-Interleave or LLaVA-OneVision folder or hub id"}
     )
 
 
@@ -74,7 +73,9 @@ class TrainingArguments(transformers.TrainingArguments):
     warmup_steps: float = field(default=0.03, metadata={"help": "warm-up steps, or a ratio of all steps if < 1"})
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "learning-rate schedule after warm-up"})
     num_train_epochs: float = field(default=1.0, metadata={"help": "epochs over the data"})
-    bf16: bool | None = field(default=None, metadata={"help": "bf16 mixed precision (default: where CUDA has it)"})
+    bf16: bool | None = field(
+        default=None, metadata={"help": "bf16 mixed precision (default: where CUDA has it)", "nargs": "?", "const": True}
+    )
     activation_checkpointing: bool | None = field(
         default=None, metadata={"help": "gradient checkpointing (default: where CUDA is)", "nargs": "?", "const": True}
     )
@@ -104,13 +105,13 @@ class TrainingArguments(transformers.TrainingArguments):
             if self.deepspeed:
                 _leave_out_shm_comm_op()
         super().__post_init__()
-        if self.deepspeed and "optimizer" in self.hf_deepspeed_config.config:
-            if self.mm_vision_tower_lr != self.learning_rate:
-                raise TrainingError(
-                    f"the DeepSpeed config {self.deepspeed} has an \"optimizer\" block: DeepSpeed would then build "
-                    "the optimizer over one flat parameter list and --mm_vision_tower_lr would be lost; remove "
-                    "the block (the trainer then hands DeepSpeed its AdamW with both groups)"
-                )
+        two_lrs = self.mm_vision_tower_lr != self.learning_rate
+        if self.deepspeed and two_lrs and "optimizer" in self.hf_deepspeed_config.config:
+            raise TrainingError(
+                f"the DeepSpeed config {self.deepspeed} has an \"optimizer\" block: DeepSpeed would then build "
+                "the optimizer over one flat parameter list and --mm_vision_tower_lr would be lost; remove "
+                "the block (the trainer then hands DeepSpeed its AdamW with both groups)"
+            )
         if self.deepspeed and self.use_cpu and self.world_size > 1:
             # accelerate set up the CPU processes (gloo) without DeepSpeed's communication layer, which
             # ZeRO-3's partitioned loading (zero.Init, in from_pretrained) counts the ranks with

@@ -16,7 +16,11 @@ the tokenizer's special tokens, as a prompt does at evaluation. The model's proc
 (``AutoProcessor``) makes the image inputs and expands every ``<image>`` into that image's tokens.
 
 Labels. Only the answers and their end tokens are learned; everything else (template tokens, user
-and system turns, image tokens, padding) is -100.
+and system turns, image tokens, padding) is -100. LLaVA-NeXT's ``preprocess_qwen`` differs: it puts
+a "You are a helpful assistant." system turn first, learns each assistant turn whole
+(``<|im_start|>assistant\n`` + answer + ``<|im_end|>\n``), and also learns every ``<|im_start|>``,
+``<|im_end|>`` and stand-alone newline token (Qwen id 198) of the system and user turns; it moves a
+turn's single ``<image>`` to the turn's start, and cuts over-long samples at ``model_max_length``.
 
 Length. A sample's exact length (image tokens included, counted by the processor on blank images of
 the sample's image sizes) is known before training; a sample longer than ``--model_max_length`` is
