@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 
 from tests.rawfix import color_of, load, pixel, prepare, write_corrupt, write_image
-from unisim_tasks.data.sampling import Sampler
 
 # test: prompt -> ranks of its images (rank 1 = best); image names are numbered like the release's
 TEST_RANKS = {p: [(p + k) % 4 + 1 for k in range(4)] for p in range(6)}

@@ -10,7 +10,6 @@ import pytest
 from tests.rawfix import load, prepare, run_cli, write_corrupt, write_tarball
 from tests.test_builder_kadid10k import make_raw
 from tests.test_builder_nights import make_raw as make_nights
-from unisim_tasks.data import store
 from unisim_tasks.data.builder import get_builder
 from unisim_tasks.data.schema import SAMPLE_FEATURES
 from unisim_tasks.data.store import NotPreparedError, load_eval_set

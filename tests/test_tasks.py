@@ -13,7 +13,7 @@ import yaml
 from tests.rawfix import load
 from unisim_tasks.data import EVAL_SETS
 from unisim_tasks.data.store import NotPreparedError
-from unisim_tasks.tasks import prompts, utils
+from unisim_tasks.tasks import utils
 
 TASK_DIR = Path(utils.__file__).parent
 
