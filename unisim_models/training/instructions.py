@@ -52,6 +52,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from unisim_tasks.data.raw import sha256_file
 from unisim_tasks.data.sampling import Sampler
 from unisim_tasks.tasks.parsing import parse_answer
 
@@ -744,7 +745,7 @@ def build(out, *, data_dir=None, seed: int = 0, counts=None, datasets=None, m4_d
         m4_dir = Path(m4_dir).expanduser()
         exclude = m4_instruct.NOT_MULTI_IMAGE if m4_exclude_subsets is None else tuple(m4_exclude_subsets)
         annotations = m4_instruct.annotation_file(m4_dir)
-        m4 = {"samples": m4_samples, "exclude_subsets": sorted(exclude), "sha256": m4_instruct.sha256_file(annotations)}
+        m4 = {"samples": m4_samples, "exclude_subsets": sorted(exclude), "sha256": sha256_file(annotations)}
     eval_entries = eval_sets(root)
     identity = _identity(seed, counts, chosen, sources, m4, eval_entries, keep_eval_duplicates)
 
@@ -813,7 +814,7 @@ def _move_into_place(partial: Path, out: Path, identity: dict, overwrite: bool) 
 
 
 def _file_sha(path: Path) -> str:
-    return m4_instruct.sha256_file(path)
+    return sha256_file(path)
 
 
 def _manifest(identity, partial, per_task, m4_summary, folder, eval_hashes, eval_checked, combinations, n) -> dict:

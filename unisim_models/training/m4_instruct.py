@@ -27,7 +27,6 @@ never fatal. (The eval-duplicate check, ``eval_duplicate``, is the builder's: se
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -36,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
+
+from unisim_tasks.data.raw import sha256_file
 
 ANNOTATIONS = "m4_instruct_annotations.json"
 # Multi-view (3D) and multi-frame (video frames) subsets of the annotation file, by image folder:
@@ -80,14 +81,6 @@ class M4Annotations:
     rows: list[M4Row]  # the rows that pass the whole-file checks, in file order
     skipped: Counter  # reason -> rows
     subsets: Counter  # subset -> rows that passed the whole-file checks
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def annotation_file(m4_dir: str | os.PathLike) -> Path:

@@ -14,7 +14,6 @@ otherwise an ``UnreadableSetError``.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -30,7 +29,7 @@ from filelock import FileLock
 from tqdm.auto import tqdm
 
 from .builder import BuildContext, Builder, Report, task_of
-from .raw import CorruptImageError, RawDir, RawLayoutError, check_image
+from .raw import CorruptImageError, RawDir, RawLayoutError, check_image, sha256_file
 from .sampling import Sampler
 from .schema import GALLERY_FEATURES, IR_QUERY_FEATURES, SAMPLE_FEATURES, ImageBytes, ImageRef
 
@@ -210,14 +209,10 @@ def _unknown_features(folder: Path) -> str | None:
 
 
 def _sha256(path: Path) -> str | None:
-    h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+        return sha256_file(path)
     except OSError:
         return None
-    return h.hexdigest()
 
 
 def _identity(builder: Builder, eval_set: str, split: str, seed: int, params: dict) -> dict:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from ..data.raw import sha256_file
 from ..data.store import data_root, eval_set_dir, read_manifest
 from ..tasks.prompts import letter
 from .paper import GROUPS as PAPER_GROUPS
@@ -222,10 +223,6 @@ def digest(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _finite(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
@@ -285,7 +282,7 @@ def convert(
             "metrics": {k: _finite(v) for k, v in sorted(result.metrics.items())},
             "n_samples": result.n_samples,
             "n_original": int(counts[result.task].get("original", result.n_samples)),
-            "samples_sha256": _sha256_file(result.samples_file) if result.samples_file else None,
+            "samples_sha256": sha256_file(result.samples_file) if result.samples_file else None,
         }
     submission = {
         "format": FORMAT,
@@ -304,7 +301,7 @@ def convert(
             "submitted": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "run_date": run.date,
             "results_file": run.results_file.name,
-            "results_sha256": _sha256_file(run.results_file),
+            "results_sha256": sha256_file(run.results_file),
         },
     }
     submission["id"] = submission_id(submission)
