@@ -137,6 +137,8 @@ def test_each_distinct_image_is_encoded_once_per_call(tiny, hub):
     ims = images(3)
     metric.img2afc([ims[0], ims[0], ims[1]], [ims[1], ims[1], ims[2]], [ims[2], ims[2].copy(), ims[0]])
     assert metric.encoder.image_forwards == 3
+    metric.similarity([ims[0], "a photo"], [ims[0].copy(), ims[1]])
+    assert metric.encoder.image_forwards == 3 + 2
 
 
 def test_paths_bytes_arrays_and_tensors_are_the_same_image(tiny, tmp_path):

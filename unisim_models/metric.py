@@ -164,9 +164,9 @@ class EncoderMetric:
         """Cosine similarity of ``x`` and ``y``, each an image or a text; for two lists, of each pair."""
         if isinstance(x, str) or _is_one_image(x):
             return self.similarity([x], [y])[0]
-        _check_lengths("similarity", x, y)
-        ex, ey = self._embed_mixed(list(x)), self._embed_mixed(list(y))
-        return (ex * ey).sum(-1).tolist()
+        n = _check_lengths("similarity", x, y)
+        embedded = self._embed_mixed([*x, *y])  # one call: an image on both sides is encoded once
+        return (embedded[:n] * embedded[n:]).sum(-1).tolist()
 
     # -- embedding -------------------------------------------------------------------------------
     def embed_images(self, images) -> torch.Tensor:
@@ -195,8 +195,9 @@ class EncoderMetric:
         return out
 
     def _embed_mixed(self, items: list) -> torch.Tensor:
-        texts = [i for i, x in enumerate(items) if isinstance(x, str) and not os.path.isfile(x)]
-        images = [i for i in range(len(items)) if i not in set(texts)]
+        is_text = [isinstance(x, str) and not os.path.isfile(x) for x in items]
+        texts = [i for i, t in enumerate(is_text) if t]
+        images = [i for i, t in enumerate(is_text) if not t]
         out = torch.empty(len(items), self._dim())
         if texts:
             out[texts] = self._embed_texts([items[i] for i in texts])

@@ -75,7 +75,6 @@ class Resolved:
     encoder_args: dict | None = None
     lmm_folder: Path | None = None
     quality_mode: str = "clip-iqa"
-    preset: Preset | None = None
 
 
 def is_preset(name: str | None) -> bool:
@@ -112,7 +111,7 @@ def _preset(preset: Preset, lora) -> Resolved:
         args["lora"] = str(_checkpoint(preset, lora))
     elif lora is not None:
         args["lora"] = str(lora)
-    return Resolved(preset.name, args, quality_mode=preset.quality_mode, preset=preset)
+    return Resolved(preset.name, args, quality_mode=preset.quality_mode)
 
 
 def _checkpoint(preset: Preset, lora) -> Path:
