@@ -208,23 +208,30 @@ def make_tiny_llava_interleave(
     return path
 
 
-def _backbone_configs(tokenizer, ids: dict, image_size: int, patch_size: int, hidden_size: int):
-    """The 1-layer Qwen2 text and SigLIP vision configs both tiny models share."""
-    from transformers import Qwen2Config, SiglipVisionConfig
+def text_config_for(tokenizer, ids: dict, hidden_size: int, max_position_embeddings: int = 4096):
+    """The 1-layer Qwen2 config of the tiny models, its special ids those of ``tokenizer``."""
+    from transformers import Qwen2Config
 
-    text_config = Qwen2Config(
+    return Qwen2Config(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
         intermediate_size=2 * hidden_size,
         num_hidden_layers=1,
         num_attention_heads=2,
         num_key_value_heads=1,
-        max_position_embeddings=4096,
+        max_position_embeddings=max_position_embeddings,
         bos_token_id=ids["<|endoftext|>"],
         eos_token_id=ids["<|im_end|>"],
         pad_token_id=ids["<|endoftext|>"],
         tie_word_embeddings=False,
     )
+
+
+def _backbone_configs(tokenizer, ids: dict, image_size: int, patch_size: int, hidden_size: int):
+    """The 1-layer Qwen2 text and SigLIP vision configs both tiny models share."""
+    from transformers import SiglipVisionConfig
+
+    text_config = text_config_for(tokenizer, ids, hidden_size)
     vision_config = SiglipVisionConfig(
         hidden_size=hidden_size,
         intermediate_size=2 * hidden_size,

@@ -35,7 +35,7 @@ import os
 import sys
 from pathlib import Path
 
-from tests.tiny_llava import SPECIAL_TOKENS, _steer, _tokenizer
+from tests.tiny_llava import SPECIAL_TOKENS, _steer, _tokenizer, text_config_for
 
 # A hub repo id, not a path: "siglip" in it selects LLaVA-NeXT's SigLIP tower.
 SIGLIP_REPO = "tiny-random/siglip-so400m-patch14-384"
@@ -96,7 +96,7 @@ def make_tiny_llava_next_qwen(
     """
     import torch
     from safetensors.torch import save_file
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+    from transformers import GenerationConfig, Qwen2ForCausalLM
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -109,19 +109,7 @@ def make_tiny_llava_next_qwen(
 
     tokenizer = _tokenizer()
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    text_config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=8192,
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|im_end|>"],
-        pad_token_id=ids["<|endoftext|>"],
-        tie_word_embeddings=False,
-    )
+    text_config = text_config_for(tokenizer, ids, hidden_size, max_position_embeddings=8192)
     torch.manual_seed(seed)
     lm = Qwen2ForCausalLM(text_config).eval()
     if reply is not None:
