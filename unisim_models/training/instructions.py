@@ -429,7 +429,7 @@ def eval_sets(root: Path) -> list[dict]:
                 continue
             out.append({
                 "eval_set": eval_set, "split": "test", "mini": mini, "folder": folder.relative_to(root).as_posix(),
-                "manifest_sha256": hashlib.sha256((folder / SET_MANIFEST).read_bytes()).hexdigest(),
+                "manifest_sha256": sha256_file(folder / SET_MANIFEST),
             })  # fmt: skip
     return out
 
@@ -813,10 +813,6 @@ def _move_into_place(partial: Path, out: Path, identity: dict, overwrite: bool) 
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _file_sha(path: Path) -> str:
-    return sha256_file(path)
-
-
 def _manifest(identity, partial, per_task, m4_summary, folder, eval_hashes, eval_checked, combinations, n) -> dict:
     unisim_records = sum(s["records"] for s in per_task.values())
     from importlib.metadata import PackageNotFoundError, version
@@ -829,7 +825,7 @@ def _manifest(identity, partial, per_task, m4_summary, folder, eval_hashes, eval
         **identity,
         "unisim_bench_version": package,
         "files": {"data": DATA_FILE, "meta": META_FILE, "images": f"{IMAGES}/",
-                  "sha256": {DATA_FILE: _file_sha(partial / DATA_FILE), META_FILE: _file_sha(partial / META_FILE)}},
+                  "sha256": {DATA_FILE: sha256_file(partial / DATA_FILE), META_FILE: sha256_file(partial / META_FILE)}},
         "image_folder": "the build folder itself: image paths are relative to it (LLaVA-NeXT --image_folder OUT)",
         "num_records": n,
         "num_images": len(folder.paths),
