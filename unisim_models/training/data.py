@@ -14,7 +14,6 @@ Sharding. Step ``s`` takes entries ``[s * B, (s + 1) * B)`` of every task's orde
 
 from __future__ import annotations
 
-import hashlib
 import io
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from unisim_tasks.data.builder import get_builder
+from unisim_tasks.data.raw import sha256_file
 from unisim_tasks.data.sampling import Sampler
 from unisim_tasks.data.store import (
     MANIFEST, NotPreparedError, UnreadableSetError, data_root, prepare_command, prepared_folder,
@@ -80,7 +80,7 @@ def load_training_data(config: TrainConfig) -> dict[str, TaskData]:
             parts.append(samples.select_columns(_COLUMNS[task]))
             sources.append({
                 "eval_set": eval_set, "num_samples": len(samples),
-                "manifest_sha256": hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest(),
+                "manifest_sha256": sha256_file(folder / MANIFEST),
             })  # fmt: skip
         samples = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
         out[task] = TaskData(task, samples.with_format("arrow"), keys, sources)
